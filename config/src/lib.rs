@@ -1,1 +1,26 @@
-//! placeholder
+//! The supervisor's configuration: the TOML schema, loading and validation.
+//!
+//! Invariant: a [`Config`] value only exists when the whole file was valid.
+//! Every problem is reported with the file, line and column it comes from and
+//! a hint on how to fix it, so nothing starts on a half-understood config.
+//! This crate never reads a secret value: credentials are [`SecretRef`]s that
+//! the binary resolves when it needs them.
+
+#![forbid(unsafe_code)]
+
+mod error;
+mod load;
+mod names;
+mod raw;
+mod units;
+
+pub use error::{ConfigError, Problem};
+pub use load::{
+    Agent, Config, DEFAULT_AGENT_PATH, DEFAULT_KILL_GRACE, DEFAULT_LOG_LIMIT, DEFAULT_TIMEOUT,
+    Member, SecretRef, Team, TriggerKind,
+};
+pub use names::{NameError, SecretName, is_reserved_env_name, validate_member_name};
+pub use units::{parse_duration, parse_size};
+
+#[cfg(test)]
+mod tests;
