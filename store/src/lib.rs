@@ -1,1 +1,37 @@
-//! placeholder
+//! The encrypted secrets store, run records and the audit log.
+//!
+//! Invariant (the one this crate exists to keep): **no function of this
+//! crate's public API returns a plaintext secret value, except
+//! [`Store::open_secrets`]**, which the run path calls with the exact list of
+//! secrets that the scope rule decided a run receives, and which returns them
+//! as [`secrecy::SecretString`]. Listing, auditing and run records carry
+//! names, scopes, owners and versions only.
+//!
+//! Values are sealed with AES-256-GCM-SIV under a fresh random nonce, with
+//! associated data binding each ciphertext to its scope, owner, name and
+//! version, so a ciphertext copied to another row fails to open. The master
+//! key never sits in the store; it comes from a 0600 key file or a systemd
+//! credential ([`MasterKey`]).
+
+#![forbid(unsafe_code)]
+
+mod audit;
+mod crypto;
+mod db;
+mod dedupe;
+mod error;
+mod key;
+mod runs;
+mod secrets;
+mod time;
+
+pub use audit::{AuditEntry, AuditVerdict};
+pub use db::Store;
+pub use error::StoreError;
+pub use key::{KEY_LEN, MasterKey};
+pub use runs::{RunFilter, RunRecord, RunStatus};
+pub use secrets::{MAX_VALUE_LEN, OpenedSecret, Scope, SecretMeta, validate_value};
+pub use time::{format_time, now};
+
+/// The result type of this crate.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -1,0 +1,65 @@
+//! Errors of the store. Messages name files, secrets and members, never a value.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("no master key at {path}")]
+    KeyMissing { path: PathBuf },
+    #[error(
+        "permissions {mode:04o} for {path} are too open: the master key must be readable by its owner only (run `chmod 600 {path}`)"
+    )]
+    KeyPermissions { path: PathBuf, mode: u32 },
+    #[error("{path} holds {len} bytes; a master key is exactly 32 bytes")]
+    KeyLength { path: PathBuf, len: usize },
+    #[error("a master key already exists at {path}; refusing to overwrite it")]
+    KeyExists { path: PathBuf },
+    #[error("this master key does not open this store")]
+    WrongKey,
+    #[error("this command needs the master key, and none was given")]
+    KeyRequired,
+    #[error("no store at {path}")]
+    StoreMissing { path: PathBuf },
+    #[error(
+        "the store at {path} was written by a newer supervisor (schema {found}, this one knows {known})"
+    )]
+    SchemaTooNew {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
+    #[error("a {scope} secret named `{name}` already exists")]
+    SecretExists { scope: String, name: String },
+    #[error("no {scope} secret named `{name}`")]
+    SecretNotFound { scope: String, name: String },
+    #[error(
+        "the stored value of {scope} secret `{name}` does not open: its row was altered or moved"
+    )]
+    Tampered { scope: String, name: String },
+    #[error("{0}")]
+    InvalidValue(String),
+    #[error("no run with id `{0}`")]
+    RunNotFound(String),
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("the system random generator failed: {0}")]
+    Random(String),
+    #[error("stored data is malformed: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        StoreError::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,360 @@
+//! Run records: one row per run, from start (or refusal) to outcome.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{OptionalExtension, Row, params};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::audit::append;
+use crate::time::{format_time, parse_time};
+use crate::{Result, Store, StoreError};
+
+/// Where a run stands or how it ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum RunStatus {
+    Running,
+    Succeeded,
+    Failed {
+        code: i32,
+    },
+    Killed {
+        signal: i32,
+    },
+    TimedOut,
+    /// Refused before anything started.
+    Rejected {
+        reason: String,
+    },
+    /// Stopped by a shutdown of the supervisor.
+    Interrupted,
+    /// Left marked running by a supervisor that died.
+    Lost,
+}
+
+impl RunStatus {
+    pub fn label(&self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed { .. } => "failed",
+            RunStatus::Killed { .. } => "killed",
+            RunStatus::TimedOut => "timed_out",
+            RunStatus::Rejected { .. } => "rejected",
+            RunStatus::Interrupted => "interrupted",
+            RunStatus::Lost => "lost",
+        }
+    }
+
+    fn columns(&self) -> (Option<i32>, Option<i32>, Option<&str>) {
+        match self {
+            RunStatus::Failed { code } => (Some(*code), None, None),
+            RunStatus::Killed { signal } => (None, Some(*signal), None),
+            RunStatus::Rejected { reason } => (None, None, Some(reason)),
+            _ => (None, None, None),
+        }
+    }
+
+    fn from_columns(
+        label: &str,
+        code: Option<i32>,
+        signal: Option<i32>,
+        reason: Option<String>,
+    ) -> Result<RunStatus> {
+        Ok(match label {
+            "running" => RunStatus::Running,
+            "succeeded" => RunStatus::Succeeded,
+            "failed" => RunStatus::Failed {
+                code: code.unwrap_or(1),
+            },
+            "killed" => RunStatus::Killed {
+                signal: signal.unwrap_or(9),
+            },
+            "timed_out" => RunStatus::TimedOut,
+            "rejected" => RunStatus::Rejected {
+                reason: reason.unwrap_or_default(),
+            },
+            "interrupted" => RunStatus::Interrupted,
+            "lost" => RunStatus::Lost,
+            other => return Err(StoreError::Corrupt(format!("unknown run status `{other}`"))),
+        })
+    }
+}
+
+/// A run as recorded. `detail` holds what the run path records beyond the
+/// columns (injected names and versions, shadowed and missing names, notes,
+/// reply failures): names, never values.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunRecord {
+    pub id: String,
+    pub agent: String,
+    pub trigger: String,
+    pub member: Option<String>,
+    #[serde(flatten)]
+    pub status: RunStatus,
+    #[serde(serialize_with = "rfc3339")]
+    pub started_at: DateTime<Utc>,
+    #[serde(serialize_with = "rfc3339_opt")]
+    pub ended_at: Option<DateTime<Utc>>,
+    pub log_bytes: u64,
+    pub redactions: u64,
+    pub detail: serde_json::Value,
+}
+
+fn rfc3339<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format_time(*t))
+}
+
+fn rfc3339_opt<S: serde::Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => s.serialize_str(&format_time(*t)),
+        None => s.serialize_none(),
+    }
+}
+
+/// Which runs to list.
+#[derive(Debug, Clone, Default)]
+pub struct RunFilter<'a> {
+    pub agent: Option<&'a str>,
+    pub limit: Option<usize>,
+}
+
+const RUN_COLUMNS: &str = "id, agent, trigger, member, status, exit_code, signal, reason, started_at, ended_at, log_bytes, redactions, detail";
+
+fn run_from_row(r: &Row<'_>) -> rusqlite::Result<Result<RunRecord>> {
+    let status: String = r.get(4)?;
+    let started: String = r.get(8)?;
+    let ended: Option<String> = r.get(9)?;
+    let detail: String = r.get(12)?;
+    let id: String = r.get(0)?;
+    let (agent, trigger, member) = (r.get(1)?, r.get(2)?, r.get(3)?);
+    let (code, signal, reason) = (r.get(5)?, r.get(6)?, r.get(7)?);
+    let (log_bytes, redactions): (i64, i64) = (r.get(10)?, r.get(11)?);
+    Ok((|| {
+        Ok(RunRecord {
+            status: RunStatus::from_columns(&status, code, signal, reason)?,
+            started_at: parse_time(&started)?,
+            ended_at: ended.as_deref().map(parse_time).transpose()?,
+            detail: serde_json::from_str(&detail)
+                .map_err(|_| StoreError::Corrupt(format!("run {id} has a malformed detail")))?,
+            id,
+            agent,
+            trigger,
+            member,
+            log_bytes: log_bytes.max(0) as u64,
+            redactions: redactions.max(0) as u64,
+        })
+    })())
+}
+
+impl Store {
+    /// Records a run as it starts (or is refused), with its audit entry
+    /// (`run.start` or `run.rejected`) in the same transaction.
+    pub fn start_run(&mut self, run: &RunRecord, audit_detail: &serde_json::Value) -> Result<()> {
+        let (code, signal, reason) = run.status.columns();
+        let action = match run.status {
+            RunStatus::Rejected { .. } => "run.rejected",
+            _ => "run.start",
+        };
+        self.write(|tx| {
+            tx.execute(
+                &format!("INSERT INTO runs ({RUN_COLUMNS}, pid) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"),
+                params![
+                    run.id,
+                    run.agent,
+                    run.trigger,
+                    run.member,
+                    run.status.label(),
+                    code,
+                    signal,
+                    reason,
+                    format_time(run.started_at),
+                    run.ended_at.map(format_time),
+                    run.log_bytes as i64,
+                    run.redactions as i64,
+                    run.detail.to_string(),
+                    std::process::id(),
+                ],
+            )?;
+            append(tx, run.member.as_deref(), action, audit_detail)
+        })
+    }
+
+    /// Records how a run ended, with a `run.end` audit entry.
+    pub fn finish_run(&mut self, run: &RunRecord) -> Result<()> {
+        let (code, signal, reason) = run.status.columns();
+        self.write(|tx| {
+            let changed = tx.execute(
+                "UPDATE runs SET status = ?2, exit_code = ?3, signal = ?4, reason = ?5, ended_at = ?6, log_bytes = ?7, redactions = ?8, detail = ?9 WHERE id = ?1",
+                params![
+                    run.id,
+                    run.status.label(),
+                    code,
+                    signal,
+                    reason,
+                    run.ended_at.map(format_time),
+                    run.log_bytes as i64,
+                    run.redactions as i64,
+                    run.detail.to_string(),
+                ],
+            )?;
+            if changed == 0 {
+                return Err(StoreError::RunNotFound(run.id.clone()));
+            }
+            append(
+                tx,
+                run.member.as_deref(),
+                "run.end",
+                &json!({ "run": run.id, "agent": run.agent, "outcome": run.status }),
+            )
+        })
+    }
+
+    /// Runs, newest first.
+    pub fn list_runs(&self, filter: &RunFilter<'_>) -> Result<Vec<RunRecord>> {
+        let limit = filter.limit.map_or(-1, |l| l as i64);
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE (?1 IS NULL OR agent = ?1) ORDER BY started_at DESC, id DESC LIMIT ?2"
+        ))?;
+        let rows = stmt.query_map(params![filter.agent, limit], run_from_row)?;
+        rows.map(|r| r?).collect()
+    }
+
+    /// One run by its id or a unique prefix of it.
+    pub fn get_run(&self, id: &str) -> Result<RunRecord> {
+        let pattern = format!("{}%", id.replace(['%', '_'], ""));
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE id LIKE ?1 LIMIT 2"
+        ))?;
+        let mut found: Vec<RunRecord> = stmt
+            .query_map([pattern], run_from_row)?
+            .map(|r| r?)
+            .collect::<Result<_>>()?;
+        match found.len() {
+            1 => Ok(found.remove(0)),
+            0 => Err(StoreError::RunNotFound(id.to_owned())),
+            _ => Err(StoreError::RunNotFound(format!(
+                "{id}` matches several runs; give more of the id`"
+            ))),
+        }
+    }
+
+    /// Marks runs left `running` by a supervisor process that no longer
+    /// exists as `lost`. Returns their ids.
+    pub fn mark_lost_runs(&mut self, is_alive: impl Fn(i64) -> bool) -> Result<Vec<String>> {
+        self.write(|tx| {
+            let mut stmt =
+                tx.prepare("SELECT id, pid, member, agent FROM runs WHERE status = 'running'")?;
+            let orphans: Vec<(String, Option<i64>, Option<String>, String)> = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut lost = Vec::new();
+            for (id, pid, member, agent) in orphans {
+                if pid.is_some_and(&is_alive) {
+                    continue;
+                }
+                tx.execute(
+                    "UPDATE runs SET status = 'lost', ended_at = ?2 WHERE id = ?1",
+                    params![id, format_time(crate::now())],
+                )?;
+                append(
+                    tx,
+                    member.as_deref(),
+                    "run.end",
+                    &json!({ "run": id, "agent": agent, "outcome": RunStatus::Lost }),
+                )?;
+                lost.push(id);
+            }
+            Ok(lost)
+        })
+    }
+
+    /// Whether a run exists (used to check ids from the outside).
+    pub fn run_exists(&self, id: &str) -> Result<bool> {
+        Ok(self
+            .conn
+            .query_row("SELECT 1 FROM runs WHERE id = ?1", [id], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{AuditVerdict, MasterKey};
+
+    fn record(id: &str, agent: &str) -> RunRecord {
+        RunRecord {
+            id: id.into(),
+            agent: agent.into(),
+            trigger: "cli".into(),
+            member: Some("alice".into()),
+            status: RunStatus::Running,
+            started_at: crate::now(),
+            ended_at: None,
+            log_bytes: 0,
+            redactions: 0,
+            detail: json!({ "injected": [{ "name": "A", "version": 1 }] }),
+        }
+    }
+
+    #[test]
+    fn runs_round_trip_and_are_audited() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::init(dir.path(), &MasterKey::from_bytes([6; 32])).unwrap();
+        let mut r = record("0190-aaaa", "fixer");
+        s.start_run(&r, &json!({ "run": r.id })).unwrap();
+        s.start_run(&record("0190-bbbb", "other"), &json!({}))
+            .unwrap();
+        r.status = RunStatus::Failed { code: 3 };
+        r.ended_at = Some(crate::now());
+        r.log_bytes = 42;
+        s.finish_run(&r).unwrap();
+        let got = s.get_run("0190-a").unwrap();
+        assert_eq!(got.status, RunStatus::Failed { code: 3 });
+        assert_eq!(got.log_bytes, 42);
+        assert!(s.get_run("0190").is_err(), "ambiguous prefix");
+        assert!(s.get_run("nope").is_err());
+        let only = s
+            .list_runs(&RunFilter {
+                agent: Some("fixer"),
+                limit: None,
+            })
+            .unwrap();
+        assert_eq!(only.len(), 1);
+        assert_eq!(
+            s.list_runs(&RunFilter {
+                agent: None,
+                limit: Some(1)
+            })
+            .unwrap()
+            .len(),
+            1
+        );
+        let actions: Vec<String> = s
+            .audit_list(None)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.action)
+            .collect();
+        assert_eq!(actions, ["run.start", "run.start", "run.end"]);
+        assert!(matches!(
+            s.audit_verify().unwrap(),
+            AuditVerdict::Intact { entries: 3 }
+        ));
+        let json = serde_json::to_value(&got).unwrap();
+        assert_eq!(json["status"], "failed");
+        assert_eq!(json["code"], 3);
+    }
+
+    #[test]
+    fn orphaned_runs_become_lost_unless_their_process_lives() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::init(dir.path(), &MasterKey::from_bytes([6; 32])).unwrap();
+        s.start_run(&record("r1", "a"), &json!({})).unwrap();
+        assert!(s.mark_lost_runs(|_| true).unwrap().is_empty());
+        assert_eq!(s.mark_lost_runs(|_| false).unwrap(), ["r1"]);
+        assert_eq!(s.get_run("r1").unwrap().status, RunStatus::Lost);
+    }
+}

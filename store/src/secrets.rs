@@ -1,0 +1,516 @@
+//! Secrets: sealed values with their metadata. Writing takes a value;
+//! reading gives metadata only, except [`Store::open_secrets`].
+
+use chrono::{DateTime, Utc};
+use rusqlite::{OptionalExtension, Row, Transaction, params};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+use serde_json::json;
+use supervisor_config::SecretName;
+
+use crate::audit::append;
+use crate::crypto::Binding;
+use crate::db::write_tx;
+use crate::time::{format_time, now, parse_time};
+use crate::{Result, Store, StoreError};
+
+/// The largest value accepted, in bytes.
+pub const MAX_VALUE_LEN: usize = 64 * 1024;
+
+/// Who a secret belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Scope {
+    /// Shared: every run receives it.
+    Team,
+    /// Owned by one member: only runs that member triggered receive it.
+    Personal(String),
+}
+
+impl Scope {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Scope::Team => "team",
+            Scope::Personal(_) => "personal",
+        }
+    }
+
+    pub fn owner(&self) -> Option<&str> {
+        match self {
+            Scope::Team => None,
+            Scope::Personal(m) => Some(m),
+        }
+    }
+
+    fn owner_column(&self) -> &str {
+        self.owner().unwrap_or("")
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Scope::Team => "team".to_owned(),
+            Scope::Personal(m) => format!("personal (owner {m})"),
+        }
+    }
+
+    fn from_columns(kind: &str, owner: String) -> Result<Scope> {
+        match kind {
+            "team" => Ok(Scope::Team),
+            "personal" => Ok(Scope::Personal(owner)),
+            other => Err(StoreError::Corrupt(format!("unknown scope `{other}`"))),
+        }
+    }
+}
+
+/// Everything known about a secret except its value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SecretMeta {
+    pub name: SecretName,
+    #[serde(rename = "scope", serialize_with = "scope_kind")]
+    pub scope: Scope,
+    pub owner: Option<String>,
+    pub description: Option<String>,
+    pub version: i64,
+    #[serde(serialize_with = "rfc3339")]
+    pub created_at: DateTime<Utc>,
+    pub created_by: String,
+    #[serde(serialize_with = "rfc3339")]
+    pub updated_at: DateTime<Utc>,
+    pub updated_by: String,
+}
+
+fn scope_kind<S: serde::Serializer>(scope: &Scope, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(scope.kind())
+}
+
+fn rfc3339<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format_time(*t))
+}
+
+/// A value opened for a run. No `Debug` of the value, no `Clone`.
+pub struct OpenedSecret {
+    pub name: SecretName,
+    pub scope: Scope,
+    pub version: i64,
+    pub value: SecretString,
+}
+
+impl std::fmt::Debug for OpenedSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "OpenedSecret({} {} v{}, <redacted>)",
+            self.scope.describe(),
+            self.name,
+            self.version
+        )
+    }
+}
+
+/// Checks a value: 1 byte to 64 KiB, UTF-8 (guaranteed by the type), no
+/// NUL byte (it cannot pass through an environment variable). Messages
+/// describe the value's shape, never its content.
+pub fn validate_value(value: &SecretString) -> Result<()> {
+    let v = value.expose_secret();
+    if v.is_empty() {
+        return Err(StoreError::InvalidValue("the value is empty".into()));
+    }
+    if v.len() > MAX_VALUE_LEN {
+        return Err(StoreError::InvalidValue(format!(
+            "the value is {} bytes; the limit is {MAX_VALUE_LEN} bytes (64 KiB)",
+            v.len()
+        )));
+    }
+    if let Some(at) = v.bytes().position(|b| b == 0) {
+        return Err(StoreError::InvalidValue(format!(
+            "the value holds a NUL byte (at byte {at}), which an environment variable cannot carry"
+        )));
+    }
+    Ok(())
+}
+
+const META_COLUMNS: &str =
+    "scope, owner, name, description, version, created_at, created_by, updated_at, updated_by";
+
+fn meta_from_row(
+    r: &Row<'_>,
+) -> rusqlite::Result<(
+    String,
+    String,
+    String,
+    Option<String>,
+    i64,
+    String,
+    String,
+    String,
+    String,
+)> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+        r.get(8)?,
+    ))
+}
+
+type MetaRow = (
+    String,
+    String,
+    String,
+    Option<String>,
+    i64,
+    String,
+    String,
+    String,
+    String,
+);
+
+fn meta_from_tuple(t: MetaRow) -> Result<SecretMeta> {
+    let (kind, owner, name, description, version, created_at, created_by, updated_at, updated_by) =
+        t;
+    let scope = Scope::from_columns(&kind, owner)?;
+    Ok(SecretMeta {
+        name: SecretName::new(&name).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        owner: scope.owner().map(str::to_owned),
+        scope,
+        description,
+        version,
+        created_at: parse_time(&created_at)?,
+        created_by,
+        updated_at: parse_time(&updated_at)?,
+        updated_by,
+    })
+}
+
+fn find(tx: &Transaction<'_>, scope: &Scope, name: &SecretName) -> Result<Option<SecretMeta>> {
+    let row = tx
+        .query_row(
+            &format!(
+                "SELECT {META_COLUMNS} FROM secrets WHERE scope = ?1 AND owner = ?2 AND name = ?3"
+            ),
+            params![scope.kind(), scope.owner_column(), name.as_str()],
+            meta_from_row,
+        )
+        .optional()?;
+    row.map(meta_from_tuple).transpose()
+}
+
+fn audit_detail(meta: &SecretMeta) -> serde_json::Value {
+    json!({
+        "scope": meta.scope.kind(),
+        "owner": meta.owner,
+        "name": meta.name,
+        "version": meta.version,
+    })
+}
+
+impl Store {
+    /// Stores a new secret at version 1. An existing name in the same scope
+    /// is an error: rotating is [`Store::update_secret`].
+    pub fn create_secret(
+        &mut self,
+        scope: &Scope,
+        name: &SecretName,
+        description: Option<&str>,
+        value: &SecretString,
+        actor: &str,
+    ) -> Result<SecretMeta> {
+        validate_value(value)?;
+        let binding = Binding {
+            scope: scope.kind(),
+            owner: scope.owner_column(),
+            name: name.as_str(),
+            version: 1,
+        };
+        let (nonce, ct) = self
+            .cipher()?
+            .seal(value.expose_secret().as_bytes(), &binding)?;
+        self.write(|tx| {
+            if find(tx, scope, name)?.is_some() {
+                return Err(StoreError::SecretExists {
+                    scope: scope.describe(),
+                    name: name.to_string(),
+                });
+            }
+            let t = format_time(now());
+            tx.execute(
+                "INSERT INTO secrets (scope, owner, name, description, version, nonce, ciphertext, created_at, created_by, updated_at, updated_by)
+                 VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6, ?7, ?8, ?7, ?8)",
+                params![scope.kind(), scope.owner_column(), name.as_str(), description, &nonce[..], ct, t, actor],
+            )?;
+            let meta = find(tx, scope, name)?.ok_or_else(|| StoreError::Corrupt("row vanished".into()))?;
+            append(tx, Some(actor), "secret.create", &audit_detail(&meta))?;
+            Ok(meta)
+        })
+    }
+
+    /// Replaces a secret's value: version + 1, description kept unless one
+    /// is given. The way to rotate.
+    pub fn update_secret(
+        &mut self,
+        scope: &Scope,
+        name: &SecretName,
+        description: Option<&str>,
+        value: &SecretString,
+        actor: &str,
+    ) -> Result<SecretMeta> {
+        validate_value(value)?;
+        let cipher = self.cipher.as_ref().ok_or(StoreError::KeyRequired)?;
+        write_tx(&mut self.conn, |tx| {
+            let Some(meta) = find(tx, scope, name)? else {
+                return Err(StoreError::SecretNotFound {
+                    scope: scope.describe(),
+                    name: name.to_string(),
+                });
+            };
+            let version = meta.version + 1;
+            let (nonce, ct) = cipher.seal(
+                value.expose_secret().as_bytes(),
+                &Binding {
+                    scope: scope.kind(),
+                    owner: scope.owner_column(),
+                    name: name.as_str(),
+                    version,
+                },
+            )?;
+            tx.execute(
+                "UPDATE secrets SET version = ?4, nonce = ?5, ciphertext = ?6, description = COALESCE(?7, description), updated_at = ?8, updated_by = ?9
+                 WHERE scope = ?1 AND owner = ?2 AND name = ?3",
+                params![scope.kind(), scope.owner_column(), name.as_str(), version, &nonce[..], ct, description, format_time(now()), actor],
+            )?;
+            let meta =
+                find(tx, scope, name)?.ok_or_else(|| StoreError::Corrupt("row vanished".into()))?;
+            append(tx, Some(actor), "secret.update", &audit_detail(&meta))?;
+            Ok(meta)
+        })
+    }
+
+    /// Deletes a secret; its ciphertext is overwritten in the file (secure_delete).
+    pub fn delete_secret(
+        &mut self,
+        scope: &Scope,
+        name: &SecretName,
+        actor: &str,
+    ) -> Result<SecretMeta> {
+        self.write(|tx| {
+            let Some(meta) = find(tx, scope, name)? else {
+                return Err(StoreError::SecretNotFound {
+                    scope: scope.describe(),
+                    name: name.to_string(),
+                });
+            };
+            tx.execute(
+                "DELETE FROM secrets WHERE scope = ?1 AND owner = ?2 AND name = ?3",
+                params![scope.kind(), scope.owner_column(), name.as_str()],
+            )?;
+            append(tx, Some(actor), "secret.delete", &audit_detail(&meta))?;
+            Ok(meta)
+        })
+    }
+
+    /// Metadata of every secret, team first, then personal by owner, by name.
+    pub fn list_secrets(&self) -> Result<Vec<SecretMeta>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {META_COLUMNS} FROM secrets ORDER BY scope DESC, owner, name"
+        ))?;
+        let rows = stmt.query_map([], meta_from_row)?;
+        rows.map(|r| meta_from_tuple(r?)).collect()
+    }
+
+    /// Opens the values of exactly these secrets, for a run. The caller
+    /// passes what the scope rule decided; this is the store's only
+    /// plaintext exit.
+    pub fn open_secrets(&self, wanted: &[(Scope, SecretName)]) -> Result<Vec<OpenedSecret>> {
+        let cipher = self.cipher()?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT version, nonce, ciphertext FROM secrets WHERE scope = ?1 AND owner = ?2 AND name = ?3",
+        )?;
+        wanted
+            .iter()
+            .map(|(scope, name)| {
+                let (version, nonce, ct): (i64, Vec<u8>, Vec<u8>) = stmt
+                    .query_row(
+                        params![scope.kind(), scope.owner_column(), name.as_str()],
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                    )
+                    .optional()?
+                    .ok_or_else(|| StoreError::SecretNotFound {
+                        scope: scope.describe(),
+                        name: name.to_string(),
+                    })?;
+                let binding = Binding {
+                    scope: scope.kind(),
+                    owner: scope.owner_column(),
+                    name: name.as_str(),
+                    version,
+                };
+                let tampered = || StoreError::Tampered {
+                    scope: scope.describe(),
+                    name: name.to_string(),
+                };
+                let plain = cipher.open(&nonce, &ct, &binding).ok_or_else(tampered)?;
+                let text = std::str::from_utf8(&plain).map_err(|_| tampered())?;
+                Ok(OpenedSecret {
+                    name: name.clone(),
+                    scope: scope.clone(),
+                    version,
+                    value: SecretString::from(text.to_owned()),
+                })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MasterKey;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::init(dir.path(), &MasterKey::from_bytes([4; 32])).unwrap();
+        (dir, s)
+    }
+
+    fn name(n: &str) -> SecretName {
+        SecretName::new(n).unwrap()
+    }
+
+    fn value(v: &str) -> SecretString {
+        SecretString::from(v.to_owned())
+    }
+
+    #[test]
+    fn create_update_delete_round_trip() {
+        let (_d, mut s) = store();
+        let alice = Scope::Personal("alice".into());
+        s.create_secret(
+            &Scope::Team,
+            &name("API"),
+            Some("shared"),
+            &value("team-value-1"),
+            "alice",
+        )
+        .unwrap();
+        s.create_secret(&alice, &name("API"), None, &value("alice-value-1"), "alice")
+            .unwrap();
+        let err = s
+            .create_secret(&Scope::Team, &name("API"), None, &value("x"), "alice")
+            .unwrap_err();
+        assert!(matches!(err, StoreError::SecretExists { .. }));
+
+        let m = s
+            .update_secret(
+                &Scope::Team,
+                &name("API"),
+                None,
+                &value("team-value-2"),
+                "bob",
+            )
+            .unwrap();
+        assert_eq!(
+            (m.version, m.description.as_deref(), m.updated_by.as_str()),
+            (2, Some("shared"), "bob")
+        );
+        assert_eq!(m.created_by, "alice");
+
+        let opened = s
+            .open_secrets(&[(Scope::Team, name("API")), (alice.clone(), name("API"))])
+            .unwrap();
+        assert_eq!(opened[0].value.expose_secret(), "team-value-2");
+        assert_eq!(opened[0].version, 2);
+        assert_eq!(opened[1].value.expose_secret(), "alice-value-1");
+        assert!(!format!("{opened:?}").contains("value-"));
+
+        let list = s.list_secrets().unwrap();
+        assert_eq!(list.len(), 2);
+        assert_eq!(list[0].scope, Scope::Team);
+        s.delete_secret(&alice, &name("API"), "alice").unwrap();
+        assert_eq!(s.list_secrets().unwrap().len(), 1);
+        assert!(matches!(
+            s.delete_secret(&alice, &name("API"), "alice"),
+            Err(StoreError::SecretNotFound { .. })
+        ));
+        assert!(matches!(
+            s.update_secret(&alice, &name("API"), None, &value("v"), "alice"),
+            Err(StoreError::SecretNotFound { .. })
+        ));
+    }
+
+    #[test]
+    fn a_ciphertext_moved_to_another_row_fails_to_open() {
+        let (_d, mut s) = store();
+        let bob = Scope::Personal("bob".into());
+        s.create_secret(&Scope::Team, &name("A"), None, &value("team-secret"), "x")
+            .unwrap();
+        s.create_secret(&bob, &name("B"), None, &value("bob-secret"), "x")
+            .unwrap();
+        // Copy bob's sealed value over the team row.
+        s.conn
+            .execute(
+                "UPDATE secrets SET nonce = (SELECT nonce FROM secrets WHERE name = 'B'),
+                 ciphertext = (SELECT ciphertext FROM secrets WHERE name = 'B') WHERE name = 'A'",
+                [],
+            )
+            .unwrap();
+        let err = s.open_secrets(&[(Scope::Team, name("A"))]).unwrap_err();
+        assert!(matches!(err, StoreError::Tampered { .. }), "{err}");
+        // Rolling the version back also fails.
+        s.update_secret(&bob, &name("B"), None, &value("bob-secret-2"), "x")
+            .unwrap();
+        s.conn
+            .execute("UPDATE secrets SET version = 1 WHERE name = 'B'", [])
+            .unwrap();
+        assert!(s.open_secrets(&[(bob, name("B"))]).is_err());
+    }
+
+    #[test]
+    fn values_are_validated_without_echo() {
+        let (_d, mut s) = store();
+        let cases = [
+            (String::new(), "empty"),
+            ("a\0b-sentinel".to_owned(), "NUL"),
+            ("x".repeat(MAX_VALUE_LEN + 1), "limit"),
+        ];
+        for (v, want) in cases {
+            let err = s
+                .create_secret(&Scope::Team, &name("V"), None, &value(&v), "x")
+                .unwrap_err();
+            let msg = err.to_string();
+            assert!(msg.contains(want), "{msg}");
+            assert!(!msg.contains("sentinel"));
+        }
+        assert!(
+            s.create_secret(
+                &Scope::Team,
+                &name("V"),
+                None,
+                &value(&"x".repeat(MAX_VALUE_LEN)),
+                "x"
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn metadata_needs_no_key_but_values_do() {
+        let (d, mut s) = store();
+        s.create_secret(&Scope::Team, &name("A"), None, &value("value-a"), "x")
+            .unwrap();
+        drop(s);
+        let mut s = Store::open(d.path(), None).unwrap();
+        assert_eq!(s.list_secrets().unwrap().len(), 1);
+        assert!(matches!(
+            s.open_secrets(&[(Scope::Team, name("A"))]),
+            Err(StoreError::KeyRequired)
+        ));
+        assert!(matches!(
+            s.create_secret(&Scope::Team, &name("B"), None, &value("v"), "x"),
+            Err(StoreError::KeyRequired)
+        ));
+    }
+}
