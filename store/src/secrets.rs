@@ -131,19 +131,7 @@ pub fn validate_value(value: &SecretString) -> Result<()> {
 const META_COLUMNS: &str =
     "scope, owner, name, description, version, created_at, created_by, updated_at, updated_by";
 
-fn meta_from_row(
-    r: &Row<'_>,
-) -> rusqlite::Result<(
-    String,
-    String,
-    String,
-    Option<String>,
-    i64,
-    String,
-    String,
-    String,
-    String,
-)> {
+fn meta_from_row(r: &Row<'_>) -> rusqlite::Result<MetaRow> {
     Ok((
         r.get(0)?,
         r.get(1)?,
