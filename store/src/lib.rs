@@ -26,7 +26,7 @@ mod secrets;
 mod time;
 
 pub use audit::{AuditEntry, AuditVerdict};
-pub use db::Store;
+pub use db::{Store, create_private_dir};
 pub use error::StoreError;
 pub use key::{KEY_LEN, MasterKey};
 pub use runs::{RunFilter, RunRecord, RunStatus};

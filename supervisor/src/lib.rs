@@ -1,1 +1,75 @@
-//! placeholder
+//! The `supervisor` binary's library: the command line, the run path
+//! (scope rule, isolated spawn, redaction) and the daemon.
+//!
+//! `main.rs` only calls [`main_with_args`]; everything else lives here so
+//! that it can be tested.
+
+pub mod cli;
+mod commands;
+mod context;
+mod fail;
+pub mod redact;
+mod when;
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{CommandFactory, Parser};
+
+use crate::cli::{AuditCommand, Cli, Command, ConfigCommand, RunsCommand, SecretCommand, Shell};
+use crate::context::Context;
+
+/// Parses the command line, runs the command, reports any failure on
+/// stderr, and returns the process exit code.
+pub fn main_with_args() -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => ExitCode::from(fail::report(&err)),
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<u8> {
+    if let Command::Completions { shell } = cli.command {
+        completions(shell);
+        return Ok(0);
+    }
+    let ctx = Context::load(&cli.global)?;
+    match cli.command {
+        Command::Init => commands::init::run(&ctx)?,
+        Command::Secret(SecretCommand::Create(a)) => commands::secret::create(&ctx, &a)?,
+        Command::Secret(SecretCommand::Update(a)) => commands::secret::update(&ctx, &a)?,
+        Command::Secret(SecretCommand::Delete(a)) => commands::secret::delete(&ctx, &a)?,
+        Command::Secret(SecretCommand::List { json, all }) => {
+            commands::secret::list(&ctx, json, all)?
+        }
+        Command::Audit(AuditCommand::List { json, limit }) => {
+            commands::audit::list(&ctx, json, limit)?
+        }
+        Command::Audit(AuditCommand::Verify) => commands::audit::verify(&ctx)?,
+        Command::Config(ConfigCommand::Check) => commands::config::check(&ctx)?,
+        Command::Run(_)
+        | Command::Scope(_)
+        | Command::Runs(
+            RunsCommand::List { .. } | RunsCommand::Show { .. } | RunsCommand::Logs { .. },
+        ) => {
+            return Err(fail::Failure::new("not available yet").into());
+        }
+        Command::Completions { .. } => unreachable!("handled above"),
+    }
+    Ok(0)
+}
+
+fn completions(shell: Shell) {
+    let shell = match shell {
+        Shell::Bash => clap_complete::Shell::Bash,
+        Shell::Zsh => clap_complete::Shell::Zsh,
+        Shell::Fish => clap_complete::Shell::Fish,
+    };
+    clap_complete::generate(
+        shell,
+        &mut Cli::command(),
+        "supervisor",
+        &mut std::io::stdout(),
+    );
+}

@@ -1,1 +1,5 @@
-fn main() {}
+//! The `supervisor` command.
+
+fn main() -> std::process::ExitCode {
+    supervisor::main_with_args()
+}

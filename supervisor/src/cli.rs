@@ -1,0 +1,265 @@
+//! The command line: every command, flag and help text.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use supervisor_config::TriggerKind;
+
+/// Starts agent runs with exactly the secrets in scope for who asked.
+///
+/// Team secrets reach every run; a member's personal secrets reach only the
+/// runs that member starts; runs with nobody behind them (cron, automation)
+/// get team secrets only. Values are stored encrypted and are never shown
+/// again after they are created.
+#[derive(Debug, Parser)]
+#[command(
+    name = "supervisor",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags that every command takes, before or after the command's name.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// The config file [default: ./supervisor.toml]
+    #[arg(long, global = true, env = "SUPERVISOR_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The state directory (store, key, run logs); overrides the config's `state_dir`
+    #[arg(long, global = true, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create the state directory, the master key and the store
+    ///
+    /// Safe to run again: an existing key is never overwritten, and the store
+    /// is only migrated.
+    Init,
+    /// Create, update, delete and list secrets (values are never shown)
+    #[command(subcommand)]
+    Secret(SecretCommand),
+    /// Start an agent here, with your secrets, and stream its redacted output
+    ///
+    /// The exit status is the agent's: 128+N when a signal N killed it, 124
+    /// when it timed out, 127 when its command could not be started.
+    Run(RunArgs),
+    /// Show which secrets a run would receive, without starting anything
+    Scope(ScopeArgs),
+    /// Past and current runs
+    #[command(subcommand)]
+    Runs(RunsCommand),
+    /// The hash-chained audit log of secret changes and runs
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Check the config file
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Print a shell completion script
+    ///
+    /// For example: `supervisor completions bash > /etc/bash_completion.d/supervisor`
+    Completions {
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretCommand {
+    /// Store a new secret
+    ///
+    /// The value is read from --value-file (its bytes exactly), else from a
+    /// hidden prompt when standard input is a terminal, else from all of
+    /// standard input. No flag takes the value itself: command lines are
+    /// visible to every user of the machine.
+    ///
+    /// Example: `printf %s "$TOKEN" | supervisor secret create --team --name GITHUB_TOKEN`
+    Create(WriteArgs),
+    /// Replace a secret's value (its version goes up by one): the way to rotate
+    Update(WriteArgs),
+    /// Delete a secret
+    Delete(TargetArgs),
+    /// List secrets: names, scopes, when they changed; never values
+    List {
+        /// Print JSON (an array of objects) instead of a table
+        #[arg(long)]
+        json: bool,
+        /// Include every member's personal secrets (admins only)
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+/// Which secret: its scope and name.
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("scope").required(true).args(["team", "personal"]))]
+pub struct TargetArgs {
+    /// A team secret: every run receives it (creating one needs an admin)
+    #[arg(long)]
+    pub team: bool,
+    /// A personal secret: only runs you start receive it
+    #[arg(long)]
+    pub personal: bool,
+    /// The name, which is also the environment variable the agent sees
+    #[arg(long, value_name = "NAME")]
+    pub name: String,
+    /// With --personal: the member who owns it (for members who only use Slack
+    /// or Linear; needs the master key)
+    #[arg(long, value_name = "MEMBER", requires = "personal")]
+    pub member: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct WriteArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// What the secret is for (shown by `secret list`)
+    #[arg(long, value_name = "TEXT")]
+    pub description: Option<String>,
+    /// Read the value from this file, byte for byte (no newline is stripped)
+    #[arg(long, value_name = "FILE")]
+    pub value_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The agent to start (see `supervisor config check`)
+    pub agent: String,
+    /// Text handed to the agent (SUPERVISOR_PROMPT and the run context)
+    #[arg(long, value_name = "TEXT")]
+    pub prompt: Option<String>,
+    /// Show what the run would receive and start nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// With --dry-run: print JSON; otherwise print the run record as JSON at the end
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ScopeArgs {
+    /// The agent
+    pub agent: String,
+    /// The kind of trigger to evaluate
+    #[arg(long, value_parser = parse_trigger, default_value = "cli")]
+    pub trigger: TriggerKind,
+    /// The member behind the run (none: a run without a user, as cron's)
+    #[arg(long, value_name = "NAME")]
+    pub member: Option<String>,
+    /// Print JSON: an array of {name, scope, owner, version, shadows}
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_trigger(s: &str) -> Result<TriggerKind, String> {
+    s.parse()
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// List runs, newest first
+    List {
+        #[arg(long)]
+        json: bool,
+        /// Only runs of this agent
+        #[arg(long, value_name = "AGENT")]
+        agent: Option<String>,
+        /// At most this many runs
+        #[arg(long, value_name = "N", default_value_t = 20)]
+        limit: usize,
+    },
+    /// Show one run: who, what it received (names and versions), how it ended
+    Show {
+        /// The run id, or a unique prefix of it
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a run's redacted log
+    Logs {
+        /// The run id, or a unique prefix of it
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Show audit entries, oldest first
+    List {
+        #[arg(long)]
+        json: bool,
+        /// Only the newest N entries
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
+    },
+    /// Check the hash chain; exit 1 naming the first entry that breaks it
+    Verify,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate the config and print a summary; exit 1 on any error
+    Check,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_flags_go_before_or_after() {
+        let a = Cli::try_parse_from(["supervisor", "--state-dir", "s", "secret", "list"]).unwrap();
+        let b = Cli::try_parse_from(["supervisor", "secret", "list", "--state-dir", "s"]).unwrap();
+        assert_eq!(a.global.state_dir, b.global.state_dir);
+    }
+
+    #[test]
+    fn a_scope_is_required_and_exclusive() {
+        assert!(Cli::try_parse_from(["supervisor", "secret", "create", "--name", "X"]).is_err());
+        assert!(
+            Cli::try_parse_from([
+                "supervisor",
+                "secret",
+                "create",
+                "--team",
+                "--personal",
+                "--name",
+                "X"
+            ])
+            .is_err()
+        );
+        assert!(
+            Cli::try_parse_from([
+                "supervisor",
+                "secret",
+                "create",
+                "--team",
+                "--member",
+                "bob",
+                "--name",
+                "X"
+            ])
+            .is_err()
+        );
+    }
+}

@@ -1,0 +1,53 @@
+//! `supervisor config check`.
+
+use anyhow::Result;
+
+use crate::context::Context;
+
+pub fn check(ctx: &Context) -> Result<()> {
+    let c = &ctx.config;
+    println!("config {} is valid", c.path.display());
+    println!("  team     {}", c.team.name);
+    println!("  state    {}", ctx.state_dir.display());
+    let members: Vec<String> = c
+        .members
+        .iter()
+        .map(|m| {
+            if m.admin {
+                format!("{} (admin)", m.name)
+            } else {
+                m.name.clone()
+            }
+        })
+        .collect();
+    println!(
+        "  members  {}",
+        if members.is_empty() {
+            "none".into()
+        } else {
+            members.join(", ")
+        }
+    );
+    if c.agents.is_empty() {
+        println!("  agents   none");
+    }
+    for (i, a) in c.agents.iter().enumerate() {
+        let triggers: Vec<&str> = a.triggers.iter().map(|t| t.as_str()).collect();
+        let secrets = match &a.secrets {
+            None => "all in scope".to_owned(),
+            Some(list) => list
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        };
+        println!(
+            "  {}{} [{}] secrets: {}",
+            if i == 0 { "agents   " } else { "         " },
+            a.name,
+            triggers.join(", "),
+            secrets
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,6 @@
+//! One module per command.
+
+pub mod audit;
+pub mod config;
+pub mod init;
+pub mod secret;

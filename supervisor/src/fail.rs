@@ -1,0 +1,74 @@
+//! User-facing failures: `error: ...`, an optional `hint: ...`, an exit code.
+
+use std::fmt;
+
+use supervisor_config::ConfigError;
+use supervisor_store::StoreError;
+
+/// A failure meant for the person at the terminal.
+#[derive(Debug)]
+pub struct Failure {
+    pub message: String,
+    pub hint: Option<String>,
+    pub code: u8,
+}
+
+impl Failure {
+    pub fn new(message: impl Into<String>) -> Failure {
+        Failure {
+            message: message.into(),
+            hint: None,
+            code: 1,
+        }
+    }
+
+    pub fn hint(mut self, hint: impl Into<String>) -> Failure {
+        self.hint = Some(hint.into());
+        self
+    }
+
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Failure {}
+
+/// Prints an error chain with hints to stderr and returns the exit code.
+pub fn report(err: &anyhow::Error) -> u8 {
+    if let Some(f) = err.downcast_ref::<Failure>() {
+        eprintln!("error: {}", f.message);
+        if let Some(h) = &f.hint {
+            eprintln!("hint: {h}");
+        }
+        return f.code;
+    }
+    if let Some(ConfigError::Invalid { problems, .. }) = err.downcast_ref::<ConfigError>() {
+        // Located problems already carry their own hints.
+        eprintln!("error: the config has {} problem(s):", problems.len());
+        eprintln!("{err}");
+        return 1;
+    }
+    eprintln!("error: {err:#}");
+    if let Some(h) = err.downcast_ref::<StoreError>().and_then(store_hint) {
+        eprintln!("hint: {h}");
+    }
+    1
+}
+
+fn store_hint(e: &StoreError) -> Option<String> {
+    Some(match e {
+        StoreError::KeyMissing { .. } | StoreError::StoreMissing { .. } => {
+            "run `supervisor init` to create the state directory, key and store".into()
+        }
+        StoreError::WrongKey => "check `key_file` in the config, or $CREDENTIALS_DIRECTORY/master.key: a store opens only with the key it was created with".into(),
+        StoreError::SecretExists { .. } => "use `supervisor secret update` to replace its value".into(),
+        StoreError::SecretNotFound { .. } => "`supervisor secret list` shows what exists".into(),
+        StoreError::KeyLength { .. } => "a master key is 32 random bytes; `supervisor init` creates one".into(),
+        StoreError::Tampered { .. } => "the store was modified outside the supervisor; `supervisor audit verify` checks the log".into(),
+        _ => return None,
+    })
+}
