@@ -119,7 +119,7 @@ pub struct TargetArgs {
     pub name: String,
     /// With --personal: the member who owns it (for members who only use Slack
     /// or Linear; needs the master key)
-    #[arg(long, value_name = "MEMBER", requires = "personal")]
+    #[arg(long, value_name = "MEMBER", conflicts_with = "team")]
     pub member: Option<String>,
 }
 
