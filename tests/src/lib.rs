@@ -1,1 +1,257 @@
-//! Helpers shared by the end-to-end tests.
+//! Helpers shared by the end-to-end tests: a temporary team (config, state
+//! directory, key) and a way to run the real `supervisor` binary in it.
+//!
+//! The binary is the one cargo built for this workspace
+//! (`target/<profile>/supervisor`); the README's test command builds it
+//! before the tests run.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// The `supervisor` binary next to this test executable's folder.
+pub fn binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("SUPERVISOR_BIN") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> -> target/<profile>/supervisor
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test executable lives in target/<profile>/deps");
+    let bin = profile_dir.join("supervisor");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it first with `cargo build -p supervisor` (the README's test command does)",
+        bin.display()
+    );
+    bin
+}
+
+/// The name of the user running the tests (members map to it).
+pub fn os_user() -> String {
+    nix::unistd::User::from_uid(nix::unistd::getuid())
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .expect("current user has a name")
+}
+
+/// A team in a temporary directory: `supervisor.toml` and `state/`.
+pub struct Team {
+    pub dir: tempfile::TempDir,
+}
+
+/// What a finished command printed, with helpers for assertions.
+#[derive(Debug)]
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(out: Output) -> Run {
+        Run {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Asserts success and returns stdout.
+    #[track_caller]
+    pub fn ok(&self) -> &str {
+        assert_eq!(self.code, Some(0), "command failed:\n{self}");
+        &self.stdout
+    }
+
+    /// Asserts failure and returns stderr.
+    #[track_caller]
+    pub fn err(&self) -> &str {
+        assert_ne!(self.code, Some(0), "command should have failed:\n{self}");
+        &self.stderr
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(self.ok()).unwrap_or_else(|e| panic!("not JSON ({e}):\n{self}"))
+    }
+
+    /// Everything the command printed.
+    pub fn all(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+}
+
+impl std::fmt::Display for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// The members every test team has: `alice` (admin, mapped to the OS user
+/// running the tests) and `bob`. [`Team::config_as`] writes a second config
+/// that maps the OS user to another member, to act as them.
+pub const MEMBERS: &str = r#"
+[[members]]
+name = "alice"
+unix_user = "@ALICE@"
+slack_user = "U061F7AUR"
+linear_user = "u-ada"
+email = "alice@acme.example"
+admin = true
+
+[[members]]
+name = "bob"
+unix_user = "@BOB@"
+slack_user = "U0BOB0001"
+linear_user = "u-bob"
+email = "bob@acme.example"
+"#;
+
+impl Team {
+    /// A team whose config holds the members and `extra` (agents and so on),
+    /// initialised (key and store created).
+    pub fn new(extra: &str) -> Team {
+        let team = Team::uninitialised(extra);
+        team.cmd(&["init"]).ok();
+        team
+    }
+
+    /// Like [`Team::new`] without running `init`.
+    pub fn uninitialised(extra: &str) -> Team {
+        let dir = tempfile::Builder::new()
+            .prefix("supervisor-e2e-")
+            .tempdir()
+            .expect("temp dir");
+        let team = Team { dir };
+        team.write_config("supervisor.toml", "alice", extra);
+        team
+    }
+
+    /// Writes a config named `file` in which the OS user is member `me`.
+    pub fn write_config(&self, file: &str, me: &str, extra: &str) -> PathBuf {
+        let user = os_user();
+        let (alice, bob) = match me {
+            "alice" => (user.as_str(), "bob-nobody"),
+            "bob" => ("alice-nobody", user.as_str()),
+            _ => ("alice-nobody", "bob-nobody"),
+        };
+        let text = format!(
+            "state_dir = \"state\"\n\n[team]\nname = \"acme\"\n{}\n{extra}\n",
+            MEMBERS.replace("@ALICE@", alice).replace("@BOB@", bob)
+        );
+        let path = self.path().join(file);
+        std::fs::write(&path, text).expect("write config");
+        path
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.path().join("state")
+    }
+
+    /// A `supervisor` command with this team's config, not yet started.
+    pub fn command(&self, args: &[&str]) -> Command {
+        self.command_with("supervisor.toml", args)
+    }
+
+    /// A `supervisor` command with another config file of this team.
+    pub fn command_with(&self, config: &str, args: &[&str]) -> Command {
+        let mut c = Command::new(binary());
+        c.arg("--config")
+            .arg(self.path().join(config))
+            .args(args)
+            .current_dir(self.path())
+            .env_remove("SUPERVISOR_CONFIG")
+            .env_remove("CREDENTIALS_DIRECTORY")
+            .env_remove("STATE_DIRECTORY")
+            .env("RUST_BACKTRACE", "0");
+        c
+    }
+
+    /// Runs a command with empty stdin and waits for it.
+    pub fn cmd(&self, args: &[&str]) -> Run {
+        self.cmd_in("", args)
+    }
+
+    /// Runs a command with `input` on stdin and waits for it.
+    pub fn cmd_in(&self, input: &str, args: &[&str]) -> Run {
+        run_with_input(self.command(args), input.as_bytes())
+    }
+
+    /// Runs a command as member `me` (through a config mapping the OS user to them).
+    pub fn cmd_as(&self, me: &str, input: &str, args: &[&str], extra: &str) -> Run {
+        let file = format!("as-{me}.toml");
+        self.write_config(&file, me, extra);
+        run_with_input(self.command_with(&file, args), input.as_bytes())
+    }
+
+    /// Stores a secret with `value` read from stdin; panics on failure.
+    pub fn secret(&self, scope: &[&str], name: &str, value: &str) {
+        let mut args = vec!["secret", "create", "--name", name];
+        args.extend_from_slice(scope);
+        self.cmd_in(value, &args).ok();
+    }
+
+    /// Every file under the state directory, recursively.
+    pub fn state_files(&self) -> Vec<PathBuf> {
+        fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+            for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    walk(&p, out);
+                } else {
+                    out.push(p);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.state_dir(), &mut out);
+        out
+    }
+
+    /// Panics if `needle` occurs in any file under the state directory.
+    #[track_caller]
+    pub fn assert_not_in_state(&self, needle: &str) {
+        for f in self.state_files() {
+            let bytes = std::fs::read(&f).unwrap_or_default();
+            assert!(
+                !contains(&bytes, needle.as_bytes()),
+                "plaintext found in {}",
+                f.display()
+            );
+        }
+    }
+}
+
+/// Runs `cmd` with `input` on stdin and collects its output.
+pub fn run_with_input(mut cmd: Command, input: &[u8]) -> Run {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start supervisor");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().expect("wait for supervisor");
+    let _ = writer.join();
+    Run::from(out)
+}
+
+/// Whether `haystack` contains `needle`.
+pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
+}
