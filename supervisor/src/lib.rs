@@ -9,6 +9,7 @@ mod commands;
 mod context;
 mod fail;
 pub mod redact;
+pub mod run;
 pub mod scope;
 pub mod spawn;
 mod when;

@@ -1,0 +1,372 @@
+//! The run path, shared by every trigger: decide the secrets (scope rule),
+//! open exactly those, start the agent in isolation, redact its output,
+//! enforce its timeout, and record the outcome.
+
+mod env;
+pub mod output;
+
+use std::fs::OpenOptions;
+use std::future::Future;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context as _, Result};
+use serde_json::json;
+use supervisor_config::{Agent, Config, TriggerKind};
+use supervisor_store::{OpenedSecret, RunRecord, RunStatus, Store};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::mpsc;
+
+use crate::redact::Redactor;
+use crate::scope::{self, Injection, Refusal, TriggerContext};
+use crate::spawn::{self, ChildSpec, RunAs};
+
+pub use env::MAX_PROMPT_ENV;
+pub use output::Echo;
+
+/// The exit status of `supervisor run` when the supervisor refused or
+/// failed before the agent started (as `timeout(1)` and `env(1)` use it).
+pub const EXIT_REFUSED: i32 = 125;
+/// The agent's command exists but cannot be executed.
+pub const EXIT_CANNOT_EXECUTE: i32 = 126;
+/// The agent's command was not found.
+pub const EXIT_NOT_FOUND: i32 = 127;
+/// The agent ran past its timeout.
+pub const EXIT_TIMEOUT: i32 = 124;
+
+/// The store shared by the runs of one process.
+pub type SharedStore = Arc<Mutex<Store>>;
+
+/// A request for one run.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    pub agent: String,
+    pub kind: TriggerKind,
+    /// The member behind it, or `None` for automation.
+    pub initiator: Option<String>,
+    pub prompt: Option<String>,
+    /// The run context's `source` object.
+    pub source: serde_json::Value,
+}
+
+/// How a run went.
+#[derive(Debug)]
+pub struct Outcome {
+    pub record: RunRecord,
+    /// The last few KiB of redacted output, for replies.
+    pub tail: String,
+}
+
+impl Outcome {
+    /// The exit status `supervisor run` passes on.
+    pub fn exit_code(&self) -> i32 {
+        match &self.record.status {
+            RunStatus::Succeeded => 0,
+            RunStatus::Failed { code } => *code,
+            RunStatus::Killed { signal } => 128 + signal,
+            RunStatus::TimedOut => EXIT_TIMEOUT,
+            RunStatus::Interrupted => 128 + libc::SIGINT,
+            RunStatus::Rejected { .. } | RunStatus::Running | RunStatus::Lost => EXIT_REFUSED,
+        }
+    }
+}
+
+/// Everything a run needs from the supervisor around it.
+#[derive(Clone)]
+pub struct Engine {
+    pub config: Arc<Config>,
+    pub state_dir: PathBuf,
+    pub store: SharedStore,
+}
+
+/// Why a run ended, seen from the supervisor.
+enum Ending {
+    Exited(std::process::ExitStatus),
+    TimedOut,
+    Interrupted,
+}
+
+impl Engine {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Store> {
+        // A panic while holding the lock cannot leave SQLite half-written
+        // (transactions roll back), so a poisoned lock is still usable.
+        self.store.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The agent and what a run of it would receive, without decrypting anything.
+    pub fn plan(&self, req: &RunRequest) -> Result<(Agent, Result<Injection, Refusal>)> {
+        let agent = self.config.agent(&req.agent).cloned().ok_or_else(|| {
+            crate::fail::Failure::new(format!("no agent named `{}` in the config", req.agent))
+                .hint(format!("the agents are: {}", self.agent_names()))
+        })?;
+        let metadata = self.lock().list_secrets()?;
+        let ctx = TriggerContext {
+            kind: req.kind,
+            initiator: req.initiator.as_deref(),
+        };
+        let decision = scope::resolve(&metadata, &agent, &ctx);
+        Ok((agent, decision))
+    }
+
+    pub fn agent_names(&self) -> String {
+        let names: Vec<&str> = self.config.agents.iter().map(|a| a.name.as_str()).collect();
+        if names.is_empty() { "none".into() } else { names.join(", ") }
+    }
+
+    /// Runs the agent to its end. `stop` resolving (Ctrl-C, shutdown)
+    /// terminates the run's process group. Refusals are recorded runs too.
+    pub async fn execute(&self, req: RunRequest, echo: Echo, stop: impl Future<Output = ()>) -> Result<Outcome> {
+        let (agent, decision) = self.plan(&req)?;
+        let id = uuid::Uuid::now_v7().to_string();
+        let mut record = RunRecord {
+            id: id.clone(),
+            agent: agent.name.clone(),
+            trigger: req.kind.to_string(),
+            member: req.initiator.clone(),
+            status: RunStatus::Running,
+            started_at: supervisor_store::now(),
+            ended_at: None,
+            log_bytes: 0,
+            redactions: 0,
+            detail: json!({}),
+        };
+        let injection = match decision {
+            Ok(i) => i,
+            Err(refusal) => return self.refuse(record, refusal.to_string()),
+        };
+        let secrets = self.lock().open_secrets(&injection.keys())?;
+        let redactor = Arc::new(Redactor::new(secrets.iter().map(|s| (s.name.as_str(), &s.value))));
+        record.detail = json!({
+            "injected": injection.secrets,
+            "missing": injection.missing,
+            "not_redacted": redactor.too_short(),
+            "prompt": req.prompt.as_deref().map(|p| redact_text(&redactor, &truncate(p, 1024))),
+        });
+        let run_as = match &agent.user {
+            Some(user) => match RunAs::lookup(user, agent.group.as_deref()) {
+                Ok(r) => Some(r),
+                Err(e) => return self.refuse(record, e.to_string()),
+            },
+            None => None,
+        };
+        self.lock().start_run(
+            &record,
+            &json!({
+                "run": id,
+                "agent": agent.name,
+                "trigger": record.trigger,
+                "injected": injection.secrets.iter().map(|s| json!({"name": s.name, "scope": s.scope.kind(), "owner": s.owner, "version": s.version})).collect::<Vec<_>>(),
+            }),
+        )?;
+
+        let home = RunHome::create(&self.state_dir, &id, run_as.as_ref())?;
+        let result = self.supervise(&agent, &req, &mut record, &secrets, redactor, &home, run_as.as_ref(), echo, stop).await;
+        drop(secrets);
+        home.remove();
+        let tail = match result {
+            Ok(tail) => tail,
+            Err(e) => {
+                record.status = RunStatus::Failed { code: EXIT_REFUSED };
+                record.detail["error"] = json!(e.to_string());
+                String::new()
+            }
+        };
+        record.ended_at = Some(supervisor_store::now());
+        self.lock().finish_run(&record)?;
+        Ok(Outcome { record, tail })
+    }
+
+    fn refuse(&self, mut record: RunRecord, reason: String) -> Result<Outcome> {
+        record.status = RunStatus::Rejected { reason };
+        record.ended_at = Some(supervisor_store::now());
+        let audit = json!({ "run": record.id, "agent": record.agent, "trigger": record.trigger, "reason": record.status });
+        self.lock().start_run(&record, &audit)?;
+        Ok(Outcome { record, tail: String::new() })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn supervise(
+        &self,
+        agent: &Agent,
+        req: &RunRequest,
+        record: &mut RunRecord,
+        secrets: &[OpenedSecret],
+        redactor: Arc<Redactor>,
+        home: &RunHome,
+        run_as: Option<&RunAs>,
+        echo: Echo,
+        stop: impl Future<Output = ()>,
+    ) -> Result<String> {
+        let plain = env::plain_env(
+            agent,
+            &home.path,
+            &env::RunVars {
+                run_id: &record.id,
+                agent: &agent.name,
+                trigger: &record.trigger,
+                member: record.member.as_deref(),
+                prompt: req.prompt.as_deref(),
+            },
+        );
+        let secret_env: Vec<(String, &secrecy::SecretString)> =
+            secrets.iter().map(|s| (s.name.to_string(), &s.value)).collect();
+        let spec = ChildSpec {
+            argv: &agent.command,
+            env: &plain,
+            secrets: &secret_env,
+            working_dir: agent.working_dir.as_deref(),
+            run_as,
+        };
+        let mut child = match spawn::spawn(&spec) {
+            Ok(c) => c,
+            Err(e) => {
+                let code = match &e {
+                    spawn::SpawnError::NotFound { .. } => EXIT_NOT_FOUND,
+                    e if e.program_unavailable() => EXIT_CANNOT_EXECUTE,
+                    _ => EXIT_REFUSED,
+                };
+                let message = format!("the agent could not be started: {e}");
+                if echo == Echo::Terminal {
+                    eprintln!("error: {message}");
+                }
+                record.status = RunStatus::Failed { code };
+                record.detail["error"] = json!(message);
+                return Ok(String::new());
+            }
+        };
+        let pgid = child.id().map(|p| p as i32).context("the agent exited before it could be watched")?;
+
+        // The run context goes to stdin from its own task: an agent that never
+        // reads it must not block the run.
+        let context = json!({
+            "run_id": record.id,
+            "agent": agent.name,
+            "trigger": record.trigger,
+            "member": record.member,
+            "prompt": req.prompt,
+            "source": req.source,
+        });
+        if let Some(mut stdin) = child.stdin.take() {
+            let mut doc = serde_json::to_vec(&context)?;
+            doc.push(b'\n');
+            tokio::spawn(async move {
+                let _ = stdin.write_all(&doc).await;
+            });
+        }
+
+        let log = open_log(&self.state_dir, &record.id)?;
+        let (tx, rx) = mpsc::channel(64);
+        let stdout = child.stdout.take().context("agent stdout")?;
+        let stderr = child.stderr.take().context("agent stderr")?;
+        let out_pump = tokio::spawn(output::pump(stdout, output::Stream::Stdout, redactor.clone(), tx.clone()));
+        let err_pump = tokio::spawn(output::pump(stderr, output::Stream::Stderr, redactor, tx));
+        let writer = tokio::spawn(output::write_all(rx, log, agent.log_limit, echo));
+
+        let ending = tokio::select! {
+            status = child.wait() => Ending::Exited(status?),
+            () = tokio::time::sleep(agent.timeout) => Ending::TimedOut,
+            () = stop => Ending::Interrupted,
+        };
+        let status = match ending {
+            Ending::Exited(status) => {
+                // Nothing of the run may outlive its leader.
+                spawn::reap_group(pgid);
+                record.status = status_of(status);
+                status
+            }
+            Ending::TimedOut | Ending::Interrupted => {
+                let status = spawn::terminate(&mut child, pgid, agent.kill_grace).await?;
+                record.status = if matches!(ending, Ending::TimedOut) {
+                    RunStatus::TimedOut
+                } else {
+                    RunStatus::Interrupted
+                };
+                status
+            }
+        };
+        record.detail["exit_status"] = json!(status.to_string());
+        let redactions = out_pump.await.unwrap_or(0) + err_pump.await.unwrap_or(0);
+        let written = writer.await.context("the run log writer failed")?;
+        record.redactions = redactions;
+        record.log_bytes = written.log_bytes;
+        if written.cut {
+            record.detail["log_cut"] = json!(true);
+        }
+        if let Some(e) = written.log_error {
+            record.detail["log_error"] = json!(e);
+        }
+        Ok(String::from_utf8_lossy(&written.tail).into_owned())
+    }
+}
+
+fn status_of(status: std::process::ExitStatus) -> RunStatus {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(0), _) => RunStatus::Succeeded,
+        (Some(code), _) => RunStatus::Failed { code },
+        (None, Some(signal)) => RunStatus::Killed { signal },
+        (None, None) => RunStatus::Failed { code: EXIT_REFUSED },
+    }
+}
+
+/// Redacts text that will be stored or shown (prompts, replies).
+pub fn redact_text(redactor: &Redactor, text: &str) -> String {
+    let (out, _) = redactor.redact_all(text.as_bytes());
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+/// Where run logs live.
+pub fn log_path(state_dir: &Path, id: &str) -> PathBuf {
+    state_dir.join("runs").join(format!("{id}.log"))
+}
+
+fn open_log(state_dir: &Path, id: &str) -> Result<std::fs::File> {
+    let dir = state_dir.join("runs");
+    supervisor_store::create_private_dir(&dir)?;
+    let path = log_path(state_dir, id);
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("creating the run log {}", path.display()))
+}
+
+/// A run's private HOME and TMPDIR: 0700, owned by whoever the agent runs
+/// as, removed after the run.
+struct RunHome {
+    path: PathBuf,
+}
+
+impl RunHome {
+    fn create(state_dir: &Path, id: &str, run_as: Option<&RunAs>) -> Result<RunHome> {
+        let parent = state_dir.join("tmp");
+        supervisor_store::create_private_dir(&parent)?;
+        let path = parent.join(id);
+        supervisor_store::create_private_dir(&path)?;
+        if let Some(r) = run_as {
+            nix::unistd::chown(&path, Some(r.uid.into()), Some(r.gid.into()))
+                .with_context(|| format!("giving {} to the agent's user", path.display()))?;
+            // The agent's user must be able to reach its home through the state directory.
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&parent, std::fs::Permissions::from_mode(0o711))?;
+        }
+        Ok(RunHome { path })
+    }
+
+    fn remove(self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
