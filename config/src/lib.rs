@@ -12,6 +12,8 @@ mod error;
 mod load;
 mod names;
 mod raw;
+mod schedules;
+mod server;
 mod units;
 
 pub use error::{ConfigError, Problem};
@@ -20,6 +22,11 @@ pub use load::{
     Member, SecretRef, Team, TriggerKind,
 };
 pub use names::{NameError, SecretName, is_reserved_env_name, validate_member_name};
+pub use schedules::{DEFAULT_TIMEZONE, Overlap, Schedule};
+pub use server::{
+    DEFAULT_BODY_LIMIT, DEFAULT_LISTEN, DEFAULT_LOG, DEFAULT_MAX_CONCURRENT_RUNS,
+    DEFAULT_QUEUE_LIMIT, DEFAULT_SHUTDOWN_GRACE, Server,
+};
 pub use units::{parse_duration, parse_size};
 
 #[cfg(test)]

@@ -10,6 +10,8 @@ use toml::Spanned;
 use crate::error::{ConfigError, Locator, Problem};
 use crate::names::{SecretName, validate_env_syntax, validate_member_name};
 use crate::raw::{RawAgent, RawConfig, RawMember};
+use crate::schedules::Schedule;
+use crate::server::Server;
 use crate::units::{parse_duration, parse_size};
 
 /// An agent's timeout when the config names none.
@@ -138,6 +140,10 @@ pub struct Config {
     pub team: Team,
     pub members: Vec<Member>,
     pub agents: Vec<Agent>,
+    /// The daemon's own settings (`[server]`; defaults when absent).
+    pub server: Server,
+    /// Runs started by the clock (`[[schedules]]`).
+    pub schedules: Vec<Schedule>,
 }
 
 impl Config {
@@ -202,6 +208,10 @@ impl Config {
     pub fn agent(&self, name: &str) -> Option<&Agent> {
         self.agents.iter().find(|a| a.name == name)
     }
+
+    pub fn schedule(&self, name: &str) -> Option<&Schedule> {
+        self.schedules.iter().find(|s| s.name == name)
+    }
 }
 
 fn hint_for(message: &str) -> Option<&'static str> {
@@ -218,14 +228,21 @@ fn hint_for(message: &str) -> Option<&'static str> {
     }
 }
 
-struct Validator<'a> {
+/// Collects every problem of one file; the section checks live next to their
+/// types (`server.rs`, `schedules.rs`) as further `impl` blocks.
+pub(crate) struct Validator<'a> {
     locator: Locator<'a>,
     base: &'a Path,
     problems: Vec<Problem>,
 }
 
 impl Validator<'_> {
-    fn report<T>(&mut self, at: &Spanned<T>, message: impl Into<String>, hint: Option<&str>) {
+    pub(crate) fn report<T>(
+        &mut self,
+        at: &Spanned<T>,
+        message: impl Into<String>,
+        hint: Option<&str>,
+    ) {
         self.problems
             .push(self.locator.problem(at.span().start, message, hint));
     }
@@ -249,6 +266,8 @@ impl Validator<'_> {
         }
         let members = self.members(raw.members);
         let agents = self.agents(raw.agents);
+        let server = self.server(raw.server);
+        let schedules = self.schedules(raw.schedules, &agents);
         Config {
             path: path.to_owned(),
             state_dir: raw.state_dir.map(|s| self.path(s.get_ref())),
@@ -258,6 +277,8 @@ impl Validator<'_> {
             },
             members,
             agents,
+            server,
+            schedules,
         }
     }
 
@@ -341,7 +362,7 @@ impl Validator<'_> {
             .collect()
     }
 
-    fn duration(
+    pub(crate) fn duration(
         &mut self,
         value: Option<Spanned<String>>,
         default: Duration,
@@ -359,6 +380,26 @@ impl Validator<'_> {
                     &value,
                     format!("bad `{what}`: {e}"),
                     Some("write a duration such as \"90s\", \"15m\" or \"1h30m\""),
+                );
+                default
+            }
+        }
+    }
+
+    /// A size of at least 1 KiB: anything smaller is a typo for a unit.
+    pub(crate) fn size(&mut self, value: Option<Spanned<String>>, default: u64, what: &str) -> u64 {
+        let Some(value) = value else { return default };
+        match parse_size(value.get_ref()) {
+            Ok(n) if n >= 1024 => n,
+            Ok(_) => {
+                self.report(&value, format!("`{what}` must be at least 1 KiB"), None);
+                default
+            }
+            Err(e) => {
+                self.report(
+                    &value,
+                    format!("bad `{what}`: {e}"),
+                    Some("write a size such as \"10 MiB\""),
                 );
                 default
             }
@@ -390,24 +431,7 @@ impl Validator<'_> {
         }
         let timeout = self.duration(a.timeout, DEFAULT_TIMEOUT, "timeout");
         let kill_grace = self.duration(a.kill_grace, DEFAULT_KILL_GRACE, "kill_grace");
-        let log_limit = match a.log_limit {
-            None => DEFAULT_LOG_LIMIT,
-            Some(v) => match parse_size(v.get_ref()) {
-                Ok(n) if n >= 1024 => n,
-                Ok(_) => {
-                    self.report(&v, "`log_limit` must be at least 1 KiB", None);
-                    DEFAULT_LOG_LIMIT
-                }
-                Err(e) => {
-                    self.report(
-                        &v,
-                        format!("bad `log_limit`: {e}"),
-                        Some("write a size such as \"10 MiB\""),
-                    );
-                    DEFAULT_LOG_LIMIT
-                }
-            },
-        };
+        let log_limit = self.size(a.log_limit, DEFAULT_LOG_LIMIT, "log_limit");
         let mut triggers: Vec<TriggerKind> = match a.triggers {
             None => vec![TriggerKind::Cli],
             Some(list) => list.into_iter().map(Spanned::into_inner).collect(),

@@ -7,6 +7,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::load::{SecretRef, TriggerKind};
+use crate::schedules::Overlap;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -18,6 +19,9 @@ pub(crate) struct RawConfig {
     pub members: Vec<RawMember>,
     #[serde(default)]
     pub agents: Vec<RawAgent>,
+    pub server: Option<RawServer>,
+    #[serde(default)]
+    pub schedules: Vec<RawSchedule>,
 }
 
 #[derive(Deserialize)]
@@ -56,6 +60,29 @@ pub(crate) struct RawAgent {
     pub group: Option<Spanned<String>>,
     pub max_concurrent: Option<Spanned<u32>>,
     pub log_limit: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawServer {
+    pub listen: Option<Spanned<String>>,
+    pub max_concurrent_runs: Option<Spanned<u32>>,
+    pub queue_limit: Option<u32>,
+    pub shutdown_grace: Option<Spanned<String>>,
+    pub body_limit: Option<Spanned<String>>,
+    pub log: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSchedule {
+    pub name: Spanned<String>,
+    pub cron: String,
+    pub timezone: Option<String>,
+    pub agent: Spanned<String>,
+    pub prompt: Option<String>,
+    #[serde(default)]
+    pub overlap: Overlap,
 }
 
 /// How a credential reference is written: a table with exactly one key.

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::{Config, ConfigError, SecretRef, TriggerKind};
+use crate::{Config, ConfigError, Overlap, SecretRef, Server, TriggerKind};
 
 const GOOD: &str = r#"
 state_dir = "state"
@@ -210,4 +210,182 @@ fn config_errors_never_echo_the_whole_value_of_a_bad_line() {
     // A mistyped key holding a token: the error names the key and place only.
     let err = parse("[team]\nname='t'\ntoken = 'xoxb-123456-abcdef'\n").unwrap_err();
     assert!(!err.to_string().contains("xoxb-123456-abcdef"), "{err}");
+}
+
+const SCHEDULED: &str = r#"[team]
+name = "acme"
+
+[[agents]]
+name = "pipeline-check"
+command = ["/usr/local/bin/pipeline-check"]
+triggers = ["cli", "cron"]
+
+[server]
+listen = "0.0.0.0:9000"
+max_concurrent_runs = 2
+queue_limit = 0
+shutdown_grace = "1m"
+body_limit = "64 KiB"
+log = "supervisor=debug"
+
+[[schedules]]
+name = "nightly-pipeline"
+cron = "0 6 * * *"
+timezone = "Europe/Berlin"
+agent = "pipeline-check"
+prompt = "What changed in last night's pipeline run?"
+overlap = "queue"
+
+[[schedules]]
+name = "hourly"
+cron = "@hourly"
+agent = "pipeline-check"
+"#;
+
+#[test]
+fn loads_server_and_schedules() {
+    let c = parse(SCHEDULED).unwrap();
+    assert_eq!(c.server.listen, "0.0.0.0:9000".parse().unwrap());
+    assert_eq!(c.server.max_concurrent_runs, 2);
+    assert_eq!(c.server.queue_limit, 0);
+    assert_eq!(c.server.shutdown_grace, Duration::from_secs(60));
+    assert_eq!(c.server.body_limit, 64 * 1024);
+    assert_eq!(c.server.log, "supervisor=debug");
+
+    assert_eq!(c.schedules.len(), 2);
+    let nightly = c.schedule("nightly-pipeline").unwrap();
+    assert_eq!(nightly.cron, "0 6 * * *");
+    assert_eq!(nightly.timezone, "Europe/Berlin");
+    assert_eq!(nightly.agent, "pipeline-check");
+    assert_eq!(
+        nightly.prompt.as_deref(),
+        Some("What changed in last night's pipeline run?")
+    );
+    assert_eq!(nightly.overlap, Overlap::Queue);
+    let hourly = c.schedule("hourly").unwrap();
+    assert_eq!(hourly.timezone, crate::DEFAULT_TIMEZONE);
+    assert_eq!(hourly.overlap, Overlap::Skip);
+    assert_eq!(hourly.prompt, None);
+}
+
+#[test]
+fn server_defaults_apply_with_or_without_the_section() {
+    let c = parse("[team]\nname='t'\n").unwrap();
+    assert_eq!(c.server, Server::default());
+    assert_eq!(c.server.listen, "127.0.0.1:8780".parse().unwrap());
+    assert_eq!(c.server.max_concurrent_runs, 8);
+    assert_eq!(c.server.queue_limit, 64);
+    assert_eq!(c.server.shutdown_grace, Duration::from_secs(30));
+    assert_eq!(c.server.body_limit, 1024 * 1024);
+    assert_eq!(c.server.log, "info");
+    assert!(c.schedules.is_empty());
+
+    let c = parse("[team]\nname='t'\n[server]\nqueue_limit = 3\n").unwrap();
+    assert_eq!(c.server.queue_limit, 3);
+    assert_eq!(c.server.listen, crate::DEFAULT_LISTEN);
+    assert_eq!(c.server.shutdown_grace, crate::DEFAULT_SHUTDOWN_GRACE);
+}
+
+#[test]
+fn bad_server_values_are_located() {
+    let text = r#"[team]
+name = "t"
+[server]
+listen = "localhost"
+max_concurrent_runs = 0
+shutdown_grace = "30"
+body_limit = "12"
+log = " "
+"#;
+    let p = problems(text);
+    let find = |needle: &str| {
+        p.iter()
+            .find(|x| x.2.contains(needle))
+            .unwrap_or_else(|| panic!("no problem mentions {needle}: {p:?}"))
+            .clone()
+    };
+    let listen = find("`listen` = `localhost` is not an address and port");
+    assert_eq!((listen.0, listen.1), (4, 10));
+    assert_eq!(find("`max_concurrent_runs` must be at least 1").0, 5);
+    assert_eq!(find("bad `shutdown_grace`").0, 6);
+    assert_eq!(find("`body_limit` must be at least 1 KiB").0, 7);
+    assert_eq!(find("`log` is empty").0, 8);
+    assert_eq!(p.len(), 5, "{p:?}");
+
+    let p = problems("[team]\nname='t'\n[server]\nlisten = '127.0.0.1:8780'\nport = 1\n");
+    assert_eq!((p[0].0, p[0].1), (5, 1), "{p:?}");
+    let p = problems("[team]\nname='t'\n[server]\nqueue_limit = -1\n");
+    assert_eq!(p[0].0, 4, "{p:?}");
+}
+
+#[test]
+fn schedule_problems_are_located() {
+    let text = r#"[team]
+name = "t"
+[[agents]]
+name = "cli-only"
+command = ["/bin/true"]
+[[agents]]
+name = "timed"
+command = ["/bin/true"]
+triggers = ["cron"]
+[[schedules]]
+name = "a"
+cron = "* * * * *"
+agent = "cli-only"
+[[schedules]]
+name = "a"
+cron = "* * * * *"
+agent = "nobody"
+[[schedules]]
+name = "-bad"
+cron = "* * * * *"
+agent = "timed"
+"#;
+    let p = problems(text);
+    let find = |needle: &str| {
+        p.iter()
+            .find(|x| x.2.contains(needle))
+            .unwrap_or_else(|| panic!("no problem mentions {needle}: {p:?}"))
+            .clone()
+    };
+    assert_eq!(
+        find("starts agent `cli-only`, which does not accept cron triggers"),
+        (
+            13,
+            9,
+            "schedule `a` starts agent `cli-only`, which does not accept cron triggers".into()
+        )
+    );
+    assert_eq!(find("a schedule named `a` is defined twice").0, 15);
+    assert_eq!(find("agent `nobody`, which is not defined").0, 17);
+    assert_eq!(find("schedule name `-bad`").0, 19);
+    assert_eq!(p.len(), 4, "{p:?}");
+
+    let err = parse(text).unwrap_err().to_string();
+    assert!(
+        err.contains("hint: add \"cron\" to the agent's triggers: triggers = [\"cli\", \"cron\"]"),
+        "{err}"
+    );
+}
+
+#[test]
+fn schedule_overlap_and_keys_are_checked_by_the_parser() {
+    let base = "[team]\nname='t'\n[[agents]]\nname='a'\ncommand=['x']\ntriggers=['cron']\n[[schedules]]\nname='s'\ncron='@daily'\nagent='a'\n";
+    let p = problems(&format!("{base}overlap = 'sometimes'\n"));
+    assert_eq!(p[0].0, 11, "{p:?}");
+    assert!(p[0].2.contains("sometimes"), "{p:?}");
+    let p = problems(&format!("{base}agnet = 'a'\n"));
+    assert_eq!((p[0].0, p[0].1), (11, 1), "{p:?}");
+    let p = problems("[team]\nname='t'\n[[schedules]]\nname='s'\nagent='a'\n");
+    assert!(p[0].2.contains("cron"), "{p:?}");
+    for (word, overlap) in [
+        ("skip", Overlap::Skip),
+        ("queue", Overlap::Queue),
+        ("allow", Overlap::Allow),
+    ] {
+        let c = parse(&format!("{base}overlap = '{word}'\n")).unwrap();
+        assert_eq!(c.schedules[0].overlap, overlap);
+        assert_eq!(overlap.to_string(), word);
+    }
 }

@@ -8,6 +8,9 @@
 
 #![forbid(unsafe_code)]
 
+pub mod cron;
+
+pub use self::cron::{CronError, CronSchedule, validate_schedules};
 pub use supervisor_config::TriggerKind;
 
 /// A request for one run of one agent.
