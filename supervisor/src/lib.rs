@@ -25,6 +25,12 @@ use crate::context::Context;
 /// Parses the command line, runs the command, reports any failure on
 /// stderr, and returns the process exit code.
 pub fn main_with_args() -> ExitCode {
+    // Before anything holds a value: no core dumps, no ptrace or /proc/<pid>/mem
+    // reads by other processes of the same user.
+    if let Err(e) = spawn::harden_self() {
+        eprintln!("error: could not protect this process's memory: {e}");
+        return ExitCode::from(1);
+    }
     let cli = Cli::parse();
     match dispatch(cli) {
         Ok(code) => ExitCode::from(code),
@@ -51,13 +57,13 @@ fn dispatch(cli: Cli) -> Result<u8> {
         }
         Command::Audit(AuditCommand::Verify) => commands::audit::verify(&ctx)?,
         Command::Config(ConfigCommand::Check) => commands::config::check(&ctx)?,
-        Command::Run(_)
-        | Command::Scope(_)
-        | Command::Runs(
-            RunsCommand::List { .. } | RunsCommand::Show { .. } | RunsCommand::Logs { .. },
-        ) => {
-            return Err(fail::Failure::new("not available yet").into());
+        Command::Run(a) => return commands::run::run(&ctx, &a),
+        Command::Scope(a) => return commands::run::scope(&ctx, &a),
+        Command::Runs(RunsCommand::List { json, agent, limit }) => {
+            commands::runs::list(&ctx, json, agent.as_deref(), limit)?
         }
+        Command::Runs(RunsCommand::Show { id, json }) => commands::runs::show(&ctx, &id, json)?,
+        Command::Runs(RunsCommand::Logs { id }) => commands::runs::logs(&ctx, &id)?,
         Command::Completions { .. } => unreachable!("handled above"),
     }
     Ok(0)

@@ -3,4 +3,6 @@
 pub mod audit;
 pub mod config;
 pub mod init;
+pub mod run;
+pub mod runs;
 pub mod secret;

@@ -86,20 +86,41 @@ mod tests {
 
     #[test]
     fn base_env_then_home_then_run_variables() {
-        let env = plain_env(&agent(&[("PATH", "/bin"), ("LANG", "C")]), Path::new("/h"), &vars(Some("alice"), Some("hi")));
+        let env = plain_env(
+            &agent(&[("PATH", "/bin"), ("LANG", "C")]),
+            Path::new("/h"),
+            &vars(Some("alice"), Some("hi")),
+        );
         let keys: Vec<&str> = env.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(
             keys,
-            ["LANG", "PATH", "HOME", "TMPDIR", "SUPERVISOR_RUN_ID", "SUPERVISOR_AGENT", "SUPERVISOR_TRIGGER", "SUPERVISOR_MEMBER", "SUPERVISOR_PROMPT"]
+            [
+                "LANG",
+                "PATH",
+                "HOME",
+                "TMPDIR",
+                "SUPERVISOR_RUN_ID",
+                "SUPERVISOR_AGENT",
+                "SUPERVISOR_TRIGGER",
+                "SUPERVISOR_MEMBER",
+                "SUPERVISOR_PROMPT"
+            ]
         );
     }
 
     #[test]
     fn the_agent_may_choose_its_home_and_no_member_means_no_variable() {
-        let env = plain_env(&agent(&[("HOME", "/srv/a")]), Path::new("/h"), &vars(None, None));
+        let env = plain_env(
+            &agent(&[("HOME", "/srv/a")]),
+            Path::new("/h"),
+            &vars(None, None),
+        );
         assert!(env.contains(&("HOME".into(), "/srv/a".into())));
         assert!(env.contains(&("TMPDIR".into(), "/h".into())));
-        assert!(!env.iter().any(|(k, _)| k == "SUPERVISOR_MEMBER" || k == "SUPERVISOR_PROMPT"));
+        assert!(
+            !env.iter()
+                .any(|(k, _)| k == "SUPERVISOR_MEMBER" || k == "SUPERVISOR_PROMPT")
+        );
     }
 
     #[test]

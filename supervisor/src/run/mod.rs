@@ -111,12 +111,21 @@ impl Engine {
 
     pub fn agent_names(&self) -> String {
         let names: Vec<&str> = self.config.agents.iter().map(|a| a.name.as_str()).collect();
-        if names.is_empty() { "none".into() } else { names.join(", ") }
+        if names.is_empty() {
+            "none".into()
+        } else {
+            names.join(", ")
+        }
     }
 
     /// Runs the agent to its end. `stop` resolving (Ctrl-C, shutdown)
     /// terminates the run's process group. Refusals are recorded runs too.
-    pub async fn execute(&self, req: RunRequest, echo: Echo, stop: impl Future<Output = ()>) -> Result<Outcome> {
+    pub async fn execute(
+        &self,
+        req: RunRequest,
+        echo: Echo,
+        stop: impl Future<Output = ()>,
+    ) -> Result<Outcome> {
         let (agent, decision) = self.plan(&req)?;
         let id = uuid::Uuid::now_v7().to_string();
         let mut record = RunRecord {
@@ -136,7 +145,9 @@ impl Engine {
             Err(refusal) => return self.refuse(record, refusal.to_string()),
         };
         let secrets = self.lock().open_secrets(&injection.keys())?;
-        let redactor = Arc::new(Redactor::new(secrets.iter().map(|s| (s.name.as_str(), &s.value))));
+        let redactor = Arc::new(Redactor::new(
+            secrets.iter().map(|s| (s.name.as_str(), &s.value)),
+        ));
         record.detail = json!({
             "injected": injection.secrets,
             "missing": injection.missing,
@@ -161,7 +172,19 @@ impl Engine {
         )?;
 
         let home = RunHome::create(&self.state_dir, &id, run_as.as_ref())?;
-        let result = self.supervise(&agent, &req, &mut record, &secrets, redactor, &home, run_as.as_ref(), echo, stop).await;
+        let result = self
+            .supervise(
+                &agent,
+                &req,
+                &mut record,
+                &secrets,
+                redactor,
+                &home,
+                run_as.as_ref(),
+                echo,
+                stop,
+            )
+            .await;
         drop(secrets);
         home.remove();
         let tail = match result {
@@ -182,7 +205,10 @@ impl Engine {
         record.ended_at = Some(supervisor_store::now());
         let audit = json!({ "run": record.id, "agent": record.agent, "trigger": record.trigger, "reason": record.status });
         self.lock().start_run(&record, &audit)?;
-        Ok(Outcome { record, tail: String::new() })
+        Ok(Outcome {
+            record,
+            tail: String::new(),
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -209,8 +235,10 @@ impl Engine {
                 prompt: req.prompt.as_deref(),
             },
         );
-        let secret_env: Vec<(String, &secrecy::SecretString)> =
-            secrets.iter().map(|s| (s.name.to_string(), &s.value)).collect();
+        let secret_env: Vec<(String, &secrecy::SecretString)> = secrets
+            .iter()
+            .map(|s| (s.name.to_string(), &s.value))
+            .collect();
         let spec = ChildSpec {
             argv: &agent.command,
             env: &plain,
@@ -235,7 +263,10 @@ impl Engine {
                 return Ok(String::new());
             }
         };
-        let pgid = child.id().map(|p| p as i32).context("the agent exited before it could be watched")?;
+        let pgid = child
+            .id()
+            .map(|p| p as i32)
+            .context("the agent exited before it could be watched")?;
 
         // The run context goes to stdin from its own task: an agent that never
         // reads it must not block the run.
@@ -259,7 +290,12 @@ impl Engine {
         let (tx, rx) = mpsc::channel(64);
         let stdout = child.stdout.take().context("agent stdout")?;
         let stderr = child.stderr.take().context("agent stderr")?;
-        let out_pump = tokio::spawn(output::pump(stdout, output::Stream::Stdout, redactor.clone(), tx.clone()));
+        let out_pump = tokio::spawn(output::pump(
+            stdout,
+            output::Stream::Stdout,
+            redactor.clone(),
+            tx.clone(),
+        ));
         let err_pump = tokio::spawn(output::pump(stderr, output::Stream::Stderr, redactor, tx));
         let writer = tokio::spawn(output::write_all(rx, log, agent.log_limit, echo));
 

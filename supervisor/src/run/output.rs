@@ -72,14 +72,22 @@ pub async fn pump(
 
 /// Writes redacted chunks to the log (up to `limit` bytes, then a marker),
 /// the terminal, and the tail, until every pump has finished.
-pub async fn write_all(mut from: mpsc::Receiver<(Stream, Vec<u8>)>, mut log: File, limit: u64, echo: Echo) -> Written {
+pub async fn write_all(
+    mut from: mpsc::Receiver<(Stream, Vec<u8>)>,
+    mut log: File,
+    limit: u64,
+    echo: Echo,
+) -> Written {
     let mut w = Written::default();
     let mut tail: VecDeque<u8> = VecDeque::with_capacity(TAIL_BYTES);
     while let Some((stream, chunk)) = from.recv().await {
         if echo == Echo::Terminal {
             // A closed terminal must not stop the run or its log.
             let _ = match stream {
-                Stream::Stdout => std::io::stdout().lock().write_all(&chunk).and_then(|()| std::io::stdout().flush()),
+                Stream::Stdout => std::io::stdout()
+                    .lock()
+                    .write_all(&chunk)
+                    .and_then(|()| std::io::stdout().flush()),
                 Stream::Stderr => std::io::stderr().lock().write_all(&chunk),
             };
         }
@@ -90,7 +98,9 @@ pub async fn write_all(mut from: mpsc::Receiver<(Stream, Vec<u8>)>, mut log: Fil
             w.log_bytes += part.len() as u64;
             if part.len() < chunk.len() {
                 w.cut = true;
-                let marker = format!("\n[supervisor: the log was cut at {limit} bytes; later output was not kept]\n");
+                let marker = format!(
+                    "\n[supervisor: the log was cut at {limit} bytes; later output was not kept]\n"
+                );
                 result = result.and_then(|()| log.write_all(marker.as_bytes()));
             }
             if let Err(e) = result {

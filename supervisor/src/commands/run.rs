@@ -1,0 +1,157 @@
+//! `supervisor run` and `supervisor scope`: a local run, or what one would receive.
+
+use std::io::IsTerminal;
+use std::sync::{Arc, Mutex};
+
+use anyhow::Result;
+use serde_json::json;
+use supervisor_config::TriggerKind;
+use supervisor_store::RunStatus;
+
+use crate::cli::{RunArgs, ScopeArgs};
+use crate::context::Context;
+use crate::fail::Failure;
+use crate::run::{Echo, Engine, RunRequest};
+use crate::scope::{Injection, Refusal};
+
+fn engine(ctx: &Context, unlocked: bool) -> Result<Engine> {
+    Ok(Engine {
+        config: Arc::new(ctx.config.clone()),
+        state_dir: ctx.state_dir.clone(),
+        store: Arc::new(Mutex::new(ctx.store(unlocked)?)),
+    })
+}
+
+/// `supervisor run AGENT`: returns the agent's exit status.
+pub fn run(ctx: &Context, args: &RunArgs) -> Result<u8> {
+    let me = ctx.require_me()?.name.clone();
+    let req = RunRequest {
+        agent: args.agent.clone(),
+        kind: TriggerKind::Cli,
+        initiator: Some(me),
+        prompt: args.prompt.clone(),
+        source: json!({ "cli": { "user": crate::context::os_user()? } }),
+    };
+    if args.dry_run {
+        let engine = engine(ctx, false)?;
+        let (_, decision) = engine.plan(&req)?;
+        return show(decision, args.json).map(|()| 0);
+    }
+    let engine = engine(ctx, true)?;
+    // One thread: the agent is spawned from this long-lived thread, so its
+    // parent-death signal is tied to this process's life.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let outcome = runtime.block_on(engine.execute(req, Echo::Terminal, interrupted()))?;
+    let record = &outcome.record;
+    if let RunStatus::Rejected { reason } = &record.status {
+        eprintln!("error: {reason}");
+        eprintln!(
+            "hint: `supervisor scope {} --trigger cli` shows what runs receive",
+            record.agent
+        );
+    } else if std::io::stderr().is_terminal() {
+        let secs = record
+            .ended_at
+            .map(|e| (e - record.started_at).num_milliseconds() as f64 / 1000.0)
+            .unwrap_or_default();
+        eprintln!(
+            "supervisor: run {} {} in {secs:.1}s",
+            record.id,
+            describe(&record.status)
+        );
+    }
+    if args.json {
+        println!("{}", serde_json::to_string(record)?);
+    }
+    Ok(outcome.exit_code().clamp(0, 255) as u8)
+}
+
+fn describe(status: &RunStatus) -> String {
+    match status {
+        RunStatus::Failed { code } => format!("failed with exit code {code}"),
+        RunStatus::Killed { signal } => format!("was killed by signal {signal}"),
+        RunStatus::TimedOut => "timed out".into(),
+        other => other.label().replace('_', " "),
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn interrupted() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// `supervisor scope AGENT --trigger KIND [--member NAME]`.
+pub fn scope(ctx: &Context, args: &ScopeArgs) -> Result<u8> {
+    if let Some(m) = &args.member
+        && ctx.config.member(m).is_none()
+    {
+        return Err(Failure::new(format!("no member named `{m}` in the config")).into());
+    }
+    if args.member.is_some() && matches!(args.trigger, TriggerKind::Cron | TriggerKind::Webhook) {
+        eprintln!(
+            "note: `{}` runs have no user behind them; --member is ignored",
+            args.trigger
+        );
+    }
+    let engine = engine(ctx, false)?;
+    let req = RunRequest {
+        agent: args.agent.clone(),
+        kind: args.trigger,
+        initiator: args.member.clone(),
+        prompt: None,
+        source: json!({}),
+    };
+    let (_, decision) = engine.plan(&req)?;
+    show(decision, args.json).map(|()| 0)
+}
+
+fn show(decision: Result<Injection, Refusal>, json: bool) -> Result<()> {
+    let injection = decision.map_err(|r| Failure::new(r.to_string()))?;
+    for name in &injection.missing {
+        eprintln!("note: `{name}` is on the agent's allow-list but not in scope for this run");
+    }
+    if json {
+        println!("{}", serde_json::to_string(&injection.secrets)?);
+        return Ok(());
+    }
+    if injection.secrets.is_empty() {
+        println!("(no secrets: the run would start with its base environment only)");
+        return Ok(());
+    }
+    let width = injection
+        .secrets
+        .iter()
+        .map(|s| s.name.as_str().len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    println!("{:<width$}   SCOPE      OWNER      VERSION   NOTE", "NAME");
+    for s in &injection.secrets {
+        let note = s
+            .shadows
+            .map(|v| format!("overrides team version {v}"))
+            .unwrap_or_default();
+        let line = format!(
+            "{:<width$}   {:<10} {:<10} {:<9} {}",
+            s.name,
+            s.scope.kind(),
+            s.owner.as_deref().unwrap_or("-"),
+            s.version,
+            note
+        );
+        println!("{}", line.trim_end());
+    }
+    Ok(())
+}
