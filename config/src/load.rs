@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use crate::error::{ConfigError, Locator, Problem};
+use crate::integrations::{LinearConfig, SlackConfig, Webhook};
 use crate::names::{SecretName, validate_env_syntax, validate_member_name};
 use crate::raw::{RawAgent, RawConfig, RawMember};
 use crate::units::{parse_duration, parse_size};
@@ -138,6 +139,12 @@ pub struct Config {
     pub team: Team,
     pub members: Vec<Member>,
     pub agents: Vec<Agent>,
+    /// `[slack]`, when Slack may start runs.
+    pub slack: Option<SlackConfig>,
+    /// `[linear]`, when Linear may start runs.
+    pub linear: Option<LinearConfig>,
+    /// `[[webhooks]]`: signed endpoints for automated integrations.
+    pub webhooks: Vec<Webhook>,
 }
 
 impl Config {
@@ -202,6 +209,34 @@ impl Config {
     pub fn agent(&self, name: &str) -> Option<&Agent> {
         self.agents.iter().find(|a| a.name == name)
     }
+
+    /// The member whose `slack_user` is `user`.
+    pub fn member_by_slack_user(&self, user: &str) -> Option<&Member> {
+        self.members
+            .iter()
+            .find(|m| m.slack_user.as_deref() == Some(user))
+    }
+
+    /// The member whose `linear_user` is `user`.
+    pub fn member_by_linear_user(&self, user: &str) -> Option<&Member> {
+        self.members
+            .iter()
+            .find(|m| m.linear_user.as_deref() == Some(user))
+    }
+
+    /// The member whose `email` is `email`, compared case-insensitively.
+    pub fn member_by_email(&self, email: &str) -> Option<&Member> {
+        self.members.iter().find(|m| {
+            m.email
+                .as_deref()
+                .is_some_and(|e| e.eq_ignore_ascii_case(email))
+        })
+    }
+
+    /// The webhook named `name`.
+    pub fn webhook(&self, name: &str) -> Option<&Webhook> {
+        self.webhooks.iter().find(|w| w.name == name)
+    }
 }
 
 fn hint_for(message: &str) -> Option<&'static str> {
@@ -218,14 +253,19 @@ fn hint_for(message: &str) -> Option<&'static str> {
     }
 }
 
-struct Validator<'a> {
+pub(crate) struct Validator<'a> {
     locator: Locator<'a>,
     base: &'a Path,
     problems: Vec<Problem>,
 }
 
 impl Validator<'_> {
-    fn report<T>(&mut self, at: &Spanned<T>, message: impl Into<String>, hint: Option<&str>) {
+    pub(crate) fn report<T>(
+        &mut self,
+        at: &Spanned<T>,
+        message: impl Into<String>,
+        hint: Option<&str>,
+    ) {
         self.problems
             .push(self.locator.problem(at.span().start, message, hint));
     }
@@ -249,6 +289,9 @@ impl Validator<'_> {
         }
         let members = self.members(raw.members);
         let agents = self.agents(raw.agents);
+        let slack = raw.slack.map(|s| self.slack(s, &agents));
+        let linear = raw.linear.map(|l| self.linear(l, &agents));
+        let webhooks = self.webhooks(raw.webhooks, &agents);
         Config {
             path: path.to_owned(),
             state_dir: raw.state_dir.map(|s| self.path(s.get_ref())),
@@ -258,6 +301,9 @@ impl Validator<'_> {
             },
             members,
             agents,
+            slack,
+            linear,
+            webhooks,
         }
     }
 
