@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 mod error;
+pub mod linear;
 mod signature;
 pub mod slack;
 
