@@ -12,6 +12,7 @@ mod error;
 pub mod linear;
 mod signature;
 pub mod slack;
+pub mod webhook;
 
 pub use error::{ParseError, VerifyError};
 pub use supervisor_config::TriggerKind;
