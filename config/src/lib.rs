@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 mod error;
+mod integrations;
 mod load;
 mod names;
 mod raw;
@@ -17,6 +18,10 @@ mod server;
 mod units;
 
 pub use error::{ConfigError, Problem};
+pub use integrations::{
+    DEFAULT_LINEAR_API_URL, DEFAULT_SLACK_API_BASE, LinearConfig, LinearOn, LinearRule,
+    SlackConfig, SlackRoute, UnknownUsers, Webhook,
+};
 pub use load::{
     Agent, Config, DEFAULT_AGENT_PATH, DEFAULT_KILL_GRACE, DEFAULT_LOG_LIMIT, DEFAULT_TIMEOUT,
     Member, SecretRef, Team, TriggerKind,

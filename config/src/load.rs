@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use crate::error::{ConfigError, Locator, Problem};
+use crate::integrations::{LinearConfig, SlackConfig, Webhook};
 use crate::names::{SecretName, validate_env_syntax, validate_member_name};
 use crate::raw::{RawAgent, RawConfig, RawMember};
 use crate::schedules::Schedule;
@@ -144,6 +145,12 @@ pub struct Config {
     pub server: Server,
     /// Runs started by the clock (`[[schedules]]`).
     pub schedules: Vec<Schedule>,
+    /// `[slack]`, when Slack may start runs.
+    pub slack: Option<SlackConfig>,
+    /// `[linear]`, when Linear may start runs.
+    pub linear: Option<LinearConfig>,
+    /// `[[webhooks]]`: signed endpoints for automated integrations.
+    pub webhooks: Vec<Webhook>,
 }
 
 impl Config {
@@ -212,6 +219,34 @@ impl Config {
     pub fn schedule(&self, name: &str) -> Option<&Schedule> {
         self.schedules.iter().find(|s| s.name == name)
     }
+
+    /// The member whose `slack_user` is `user`.
+    pub fn member_by_slack_user(&self, user: &str) -> Option<&Member> {
+        self.members
+            .iter()
+            .find(|m| m.slack_user.as_deref() == Some(user))
+    }
+
+    /// The member whose `linear_user` is `user`.
+    pub fn member_by_linear_user(&self, user: &str) -> Option<&Member> {
+        self.members
+            .iter()
+            .find(|m| m.linear_user.as_deref() == Some(user))
+    }
+
+    /// The member whose `email` is `email`, compared case-insensitively.
+    pub fn member_by_email(&self, email: &str) -> Option<&Member> {
+        self.members.iter().find(|m| {
+            m.email
+                .as_deref()
+                .is_some_and(|e| e.eq_ignore_ascii_case(email))
+        })
+    }
+
+    /// The webhook named `name`.
+    pub fn webhook(&self, name: &str) -> Option<&Webhook> {
+        self.webhooks.iter().find(|w| w.name == name)
+    }
 }
 
 fn hint_for(message: &str) -> Option<&'static str> {
@@ -268,6 +303,9 @@ impl Validator<'_> {
         let agents = self.agents(raw.agents);
         let server = self.server(raw.server);
         let schedules = self.schedules(raw.schedules, &agents);
+        let slack = raw.slack.map(|s| self.slack(s, &agents));
+        let linear = raw.linear.map(|l| self.linear(l, &agents));
+        let webhooks = self.webhooks(raw.webhooks, &agents);
         Config {
             path: path.to_owned(),
             state_dir: raw.state_dir.map(|s| self.path(s.get_ref())),
@@ -279,6 +317,9 @@ impl Validator<'_> {
             agents,
             server,
             schedules,
+            slack,
+            linear,
+            webhooks,
         }
     }
 

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::integrations::UnknownUsers;
 use crate::load::{SecretRef, TriggerKind};
 use crate::schedules::Overlap;
 
@@ -22,6 +23,10 @@ pub(crate) struct RawConfig {
     pub server: Option<RawServer>,
     #[serde(default)]
     pub schedules: Vec<RawSchedule>,
+    pub slack: Option<RawSlack>,
+    pub linear: Option<RawLinear>,
+    #[serde(default)]
+    pub webhooks: Vec<RawWebhook>,
 }
 
 #[derive(Deserialize)]
@@ -83,6 +88,57 @@ pub(crate) struct RawSchedule {
     pub prompt: Option<String>,
     #[serde(default)]
     pub overlap: Overlap,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSlack {
+    pub signing_secret: SecretRef,
+    pub bot_token: SecretRef,
+    pub bot_user: Option<Spanned<String>>,
+    pub api_base: Option<Spanned<String>>,
+    pub default_agent: Option<Spanned<String>>,
+    pub unknown_users: Option<UnknownUsers>,
+    #[serde(default)]
+    pub routes: Vec<RawSlackRoute>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSlackRoute {
+    pub channel: Spanned<String>,
+    pub agent: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLinear {
+    pub webhook_secret: SecretRef,
+    pub api_key: SecretRef,
+    pub api_url: Option<Spanned<String>>,
+    pub bot_user: Option<Spanned<String>>,
+    pub unknown_users: Option<UnknownUsers>,
+    #[serde(default)]
+    pub rules: Vec<RawLinearRule>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLinearRule {
+    pub on: Spanned<String>,
+    pub assignee: Option<Spanned<String>>,
+    pub label: Option<Spanned<String>>,
+    pub contains: Option<Spanned<String>>,
+    pub team: Option<Spanned<String>>,
+    pub agent: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawWebhook {
+    pub name: Spanned<String>,
+    pub agent: Spanned<String>,
+    pub secret: SecretRef,
 }
 
 /// How a credential reference is written: a table with exactly one key.

@@ -389,3 +389,272 @@ fn schedule_overlap_and_keys_are_checked_by_the_parser() {
         assert_eq!(overlap.to_string(), word);
     }
 }
+
+const INTEGRATIONS: &str = r#"[team]
+name = "acme"
+
+[[agents]]
+name = "triage"
+command = ["/bin/true"]
+triggers = ["slack", "linear"]
+
+[[agents]]
+name = "deploy-helper"
+command = ["/bin/true"]
+triggers = ["slack"]
+
+[[agents]]
+name = "fixer"
+command = ["/bin/true"]
+triggers = ["linear"]
+
+[[agents]]
+name = "remediate"
+command = ["/bin/true"]
+triggers = ["webhook"]
+
+[slack]
+signing_secret = { credential = "slack-signing-secret" }
+bot_token = { env = "SLACK_BOT_TOKEN" }
+bot_user = "U0LAN0Z89"
+default_agent = "triage"
+unknown_users = "team-only"
+
+[[slack.routes]]
+channel = "C0123DEPLOY"
+agent = "deploy-helper"
+
+[linear]
+webhook_secret = { file = "/run/keys/linear" }
+api_key = { credential = "linear-api-key" }
+api_url = "http://127.0.0.1:9999/graphql"
+bot_user = "u-agent"
+
+[[linear.rules]]
+on = "issue.assigned"
+assignee = "u-agent"
+agent = "fixer"
+
+[[linear.rules]]
+on = "issue.labeled"
+label = "agent"
+team = "ENG"
+agent = "triage"
+
+[[linear.rules]]
+on = "comment.created"
+contains = "@agent"
+agent = "fixer"
+
+[[webhooks]]
+name = "alerts"
+agent = "remediate"
+secret = { credential = "alerts-webhook-secret" }
+"#;
+
+#[test]
+fn integrations_load_with_defaults() {
+    use crate::{LinearOn, UnknownUsers};
+    let c = parse(INTEGRATIONS).unwrap();
+    let s = c.slack.as_ref().unwrap();
+    assert_eq!(
+        s.signing_secret,
+        SecretRef::Credential("slack-signing-secret".into())
+    );
+    assert_eq!(s.bot_token, SecretRef::Env("SLACK_BOT_TOKEN".into()));
+    assert_eq!(s.bot_user.as_deref(), Some("U0LAN0Z89"));
+    assert_eq!(s.api_base, crate::DEFAULT_SLACK_API_BASE);
+    assert_eq!(s.default_agent.as_deref(), Some("triage"));
+    assert_eq!(s.unknown_users, UnknownUsers::TeamOnly);
+    assert_eq!(s.routes[0].channel, "C0123DEPLOY");
+    assert_eq!(s.routes[0].agent, "deploy-helper");
+
+    let l = c.linear.as_ref().unwrap();
+    assert_eq!(l.api_url, "http://127.0.0.1:9999/graphql");
+    assert_eq!(l.unknown_users, UnknownUsers::Reject);
+    assert_eq!(l.bot_user.as_deref(), Some("u-agent"));
+    assert_eq!(
+        l.rules.iter().map(|r| r.on.as_str()).collect::<Vec<_>>(),
+        LinearOn::NAMES
+    );
+    assert_eq!(
+        l.rules[0].on,
+        LinearOn::IssueAssigned {
+            assignee: "u-agent".into()
+        }
+    );
+    assert_eq!(l.rules[1].team.as_deref(), Some("ENG"));
+    assert_eq!(c.webhook("alerts").unwrap().agent, "remediate");
+    assert!(c.webhook("other").is_none());
+
+    let minimal = parse("[team]\nname='t'\n").unwrap();
+    assert!(minimal.slack.is_none() && minimal.linear.is_none() && minimal.webhooks.is_empty());
+}
+
+#[test]
+fn member_lookups_by_identity() {
+    let c = parse(GOOD).unwrap();
+    assert_eq!(c.member_by_slack_user("U061F7AUR").unwrap().name, "alice");
+    assert_eq!(c.member_by_linear_user("u-ada").unwrap().name, "alice");
+    assert_eq!(
+        c.member_by_email("ALICE@acme.EXAMPLE").unwrap().name,
+        "alice"
+    );
+    assert!(c.member_by_email("bob@acme.example").is_none());
+    assert!(c.member_by_slack_user("U000").is_none());
+}
+
+/// Replaces the first occurrence of `from` (which must exist) in the example.
+fn variant(from: &str, to: &str) -> String {
+    assert!(INTEGRATIONS.contains(from), "{from}");
+    INTEGRATIONS.replacen(from, to, 1)
+}
+
+fn line_of(text: &str, needle: &str) -> usize {
+    text.lines().position(|l| l.contains(needle)).unwrap() + 1
+}
+
+fn single_problem(text: &str) -> (usize, String) {
+    let p = problems(text);
+    assert_eq!(p.len(), 1, "{p:?}");
+    (p[0].0, p[0].2.clone())
+}
+
+#[test]
+fn agents_named_by_integrations_must_exist_and_take_the_trigger() {
+    let text = variant("default_agent = \"triage\"", "default_agent = \"nobody\"");
+    let (line, msg) = single_problem(&text);
+    assert_eq!(line, line_of(&text, "default_agent"));
+    assert!(msg.contains("no agent named `nobody`"), "{msg}");
+
+    // deploy-helper takes Slack only.
+    let text = variant(
+        "assignee = \"u-agent\"\nagent = \"fixer\"",
+        "assignee = \"u-agent\"\nagent = \"deploy-helper\"",
+    );
+    let (line, msg) = single_problem(&text);
+    assert_eq!(line, line_of(&text, "assignee = \"u-agent\"") + 1);
+    assert!(
+        msg.contains("`deploy-helper` does not take `linear` triggers"),
+        "{msg}"
+    );
+    let err = parse(&text).unwrap_err().to_string();
+    assert!(err.contains("hint: add \"linear\""), "{err}");
+
+    let text = variant(
+        "agent = \"remediate\"\nsecret",
+        "agent = \"triage\"\nsecret",
+    );
+    let (_, msg) = single_problem(&text);
+    assert!(msg.contains("does not take `webhook` triggers"), "{msg}");
+
+    let text = variant(
+        "channel = \"C0123DEPLOY\"\nagent = \"deploy-helper\"",
+        "channel = \"C0123DEPLOY\"\nagent = \"fixer\"",
+    );
+    let (_, msg) = single_problem(&text);
+    assert!(msg.contains("`fixer` does not take `slack`"), "{msg}");
+}
+
+#[test]
+fn linear_rule_fields_fit_their_event() {
+    let text = variant("assignee = \"u-agent\"", "label = \"agent\"");
+    let p = problems(&text);
+    assert_eq!(p.len(), 2, "{p:?}");
+    assert!(p[0].2.contains("an `issue.assigned` rule needs `assignee`"));
+    assert_eq!(p[0].0, line_of(&text, "issue.assigned"));
+    assert!(
+        p[1].2
+            .contains("`label` does not apply to `issue.assigned`")
+    );
+
+    let text = variant("contains = \"@agent\"", "");
+    let (line, msg) = single_problem(&text);
+    assert_eq!(line, line_of(&text, "comment.created"));
+    assert!(msg.contains("needs `contains`"), "{msg}");
+
+    let text = variant("on = \"issue.labeled\"", "on = \"issue.closed\"");
+    let (line, msg) = single_problem(&text);
+    assert_eq!(line, line_of(&text, "issue.closed"));
+    assert!(msg.contains("unknown Linear rule"), "{msg}");
+
+    let text = variant("label = \"agent\"", "label = \"  \"");
+    let (_, msg) = single_problem(&text);
+    assert!(msg.contains("`label` is empty"), "{msg}");
+}
+
+#[test]
+fn comment_rules_need_the_bot_user_to_avoid_loops() {
+    let text = variant("bot_user = \"u-agent\"\n", "");
+    let (line, msg) = single_problem(&text);
+    assert_eq!(line, line_of(&text, "comment.created"));
+    assert!(msg.contains("needs `linear.bot_user`"), "{msg}");
+}
+
+#[test]
+fn webhook_names_are_unique_and_url_safe() {
+    let dup = format!(
+        "{INTEGRATIONS}\n[[webhooks]]\nname = \"alerts\"\nagent = \"remediate\"\nsecret = {{ env = \"X\" }}\n"
+    );
+    let (line, msg) = single_problem(&dup);
+    assert_eq!(line, dup.lines().count() - 2);
+    assert!(msg.contains("named `alerts` is defined twice"), "{msg}");
+
+    for bad in ["../x", "a/b", "", ".hidden", "a b", "é"] {
+        let text = variant("name = \"alerts\"", &format!("name = \"{bad}\""));
+        let (_, msg) = single_problem(&text);
+        assert!(msg.contains("is not URL-safe"), "{bad}: {msg}");
+    }
+}
+
+#[test]
+fn slack_routes_and_endpoints_are_checked() {
+    let dup = variant(
+        "[linear]",
+        "[[slack.routes]]\nchannel = \"C0123DEPLOY\"\nagent = \"triage\"\n\n[linear]",
+    );
+    let (_, msg) = single_problem(&dup);
+    assert!(
+        msg.contains("channel `C0123DEPLOY` has two routes"),
+        "{msg}"
+    );
+
+    let text = variant(
+        "bot_user = \"U0LAN0Z89\"",
+        "bot_user = \"U0LAN0Z89\"\napi_base = \"http://slack.example/api\"",
+    );
+    let (line, msg) = single_problem(&text);
+    assert_eq!(line, line_of(&text, "api_base"));
+    assert!(msg.contains("in the clear"), "{msg}");
+
+    let text = variant(
+        "bot_user = \"U0LAN0Z89\"",
+        "api_base = \"http://127.0.0.1:3000/api/\"",
+    );
+    assert_eq!(
+        parse(&text).unwrap().slack.unwrap().api_base,
+        "http://127.0.0.1:3000/api"
+    );
+
+    let text = variant("unknown_users = \"team-only\"", "unknown_users = \"allow\"");
+    let (line, msg) = single_problem(&text);
+    assert_eq!(line, line_of(&text, "unknown_users"));
+    assert!(msg.contains("allow"), "{msg}");
+}
+
+#[test]
+fn integration_credentials_are_never_inline() {
+    let text = variant(
+        "bot_token = { env = \"SLACK_BOT_TOKEN\" }",
+        "bot_token = \"xoxb-1234-secret\"",
+    );
+    let err = parse(&text).unwrap_err();
+    let (line, msg) = single_problem(&text);
+    assert_eq!(line, line_of(&text, "bot_token"));
+    assert!(msg.contains("inline secret values are refused"), "{msg}");
+    assert!(!err.to_string().contains("xoxb-1234-secret"), "{err}");
+
+    let text = variant("secret = { credential = \"alerts-webhook-secret\" }", "");
+    let (_, msg) = single_problem(&text);
+    assert!(msg.contains("missing field `secret`"), "{msg}");
+}

@@ -11,7 +11,17 @@
 pub mod cron;
 
 pub use self::cron::{CronError, CronSchedule, validate_schedules};
+
+mod error;
+pub mod linear;
+mod signature;
+pub mod slack;
+pub mod webhook;
+
+pub use error::{ParseError, VerifyError};
 pub use supervisor_config::TriggerKind;
+
+use supervisor_config::{Config, Member};
 
 /// A request for one run of one agent.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,4 +46,179 @@ pub enum ReplyTarget {
     Slack { channel: String, thread_ts: String },
     /// A Linear issue (UUID or identifier such as `ENG-123`).
     Linear { issue_id: String },
+}
+
+/// What to do with an authenticated, parsed request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    /// Start a run.
+    Run(TriggerEvent),
+    /// Start nothing, and answer the person with this text (in the Slack
+    /// thread, or as a comment on the Linear issue).
+    Reply(String),
+    /// Start nothing and say nothing; the reason is a short label for logs.
+    Ignore(&'static str),
+}
+
+/// The member behind an outside identity: the one whose id for that source
+/// is `id`, else the one whose email matches `email` (case-insensitively)
+/// and who has no id for that source. A member whose id is configured is
+/// only ever matched by that id, so another account that shows the same
+/// email cannot stand in for them.
+pub(crate) fn find_member<'c>(
+    config: &'c Config,
+    id_of: fn(&Member) -> Option<&str>,
+    id: Option<&str>,
+    email: Option<&str>,
+) -> Option<&'c Member> {
+    if let Some(id) = id.filter(|i| !i.is_empty()) {
+        if let Some(m) = config.members.iter().find(|m| id_of(m) == Some(id)) {
+            return Some(m);
+        }
+    }
+    let email = email.map(str::trim).filter(|e| !e.is_empty())?;
+    config.members.iter().find(|m| {
+        id_of(m).is_none()
+            && m.email
+                .as_deref()
+                .is_some_and(|e| e.eq_ignore_ascii_case(email))
+    })
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! A config shared by the sources' tests.
+
+    use supervisor_config::Config;
+
+    pub(crate) const CONFIG: &str = r#"
+[team]
+name = "acme"
+
+[[members]]
+name = "alice"
+slack_user = "U061F7AUR"
+linear_user = "u-ada"
+email = "alice@acme.example"
+
+[[members]]
+name = "morgan"
+email = "Morgan@Example.com"
+
+[[members]]
+name = "carol"
+slack_user = "UCAROL"
+linear_user = "u-carol"
+email = "carol@acme.example"
+
+[[agents]]
+name = "triage"
+command = ["/bin/true"]
+triggers = ["slack", "linear"]
+
+[[agents]]
+name = "deploy-helper"
+command = ["/bin/true"]
+triggers = ["slack"]
+
+[[agents]]
+name = "fixer"
+command = ["/bin/true"]
+triggers = ["linear"]
+
+[[agents]]
+name = "local-only"
+command = ["/bin/true"]
+triggers = ["cli"]
+
+[[agents]]
+name = "remediate"
+command = ["/bin/true"]
+triggers = ["webhook"]
+
+[slack]
+signing_secret = { credential = "slack-signing-secret" }
+bot_token = { credential = "slack-bot-token" }
+default_agent = "triage"
+
+[[slack.routes]]
+channel = "C0123DEPLOY"
+agent = "deploy-helper"
+
+[linear]
+webhook_secret = { credential = "linear-webhook-secret" }
+api_key = { credential = "linear-api-key" }
+bot_user = "u-agent"
+
+[[linear.rules]]
+on = "issue.assigned"
+assignee = "u-agent"
+agent = "fixer"
+
+[[linear.rules]]
+on = "issue.labeled"
+label = "agent"
+team = "ENG"
+agent = "triage"
+
+[[linear.rules]]
+on = "comment.created"
+contains = "@agent"
+agent = "fixer"
+
+[[webhooks]]
+name = "alerts"
+agent = "remediate"
+secret = { credential = "alerts-webhook-secret" }
+"#;
+
+    /// The shared config with `from` replaced by `to` (`from` must occur).
+    pub(crate) fn config_with(from: &str, to: &str) -> Config {
+        assert!(CONFIG.contains(from), "{from}");
+        Config::parse(
+            &CONFIG.replacen(from, to, 1),
+            std::path::Path::new("supervisor.toml"),
+        )
+        .unwrap()
+    }
+
+    pub(crate) fn config() -> Config {
+        config_with("", "")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn members_by_id_then_email() {
+        let c = testing::config();
+        fn slack(m: &Member) -> Option<&str> {
+            m.slack_user.as_deref()
+        }
+        let name = |m: Option<&Member>| m.map(|m| m.name.clone());
+        assert_eq!(
+            name(find_member(&c, slack, Some("U061F7AUR"), None)).as_deref(),
+            Some("alice")
+        );
+        // Morgan has no Slack id: found by email, whatever its case.
+        assert_eq!(
+            name(find_member(
+                &c,
+                slack,
+                Some("UNEW"),
+                Some("morgan@EXAMPLE.com")
+            ))
+            .as_deref(),
+            Some("morgan")
+        );
+        // Carol's Slack id is UCAROL: another account with her email is not her.
+        assert_eq!(
+            find_member(&c, slack, Some("UOTHER"), Some("carol@acme.example")),
+            None
+        );
+        assert_eq!(find_member(&c, slack, None, Some("")), None);
+        assert_eq!(find_member(&c, slack, Some(""), None), None);
+    }
 }
