@@ -388,7 +388,10 @@ struct RunHome {
 
 impl RunHome {
     fn create(state_dir: &Path, id: &str, run_as: Option<&RunAs>) -> Result<RunHome> {
-        let parent = state_dir.join("tmp");
+        // Absolute, because the agent may start in another working directory
+        // and a relative HOME would point it somewhere else.
+        let parent =
+            std::path::absolute(state_dir.join("tmp")).context("resolving the state directory")?;
         supervisor_store::create_private_dir(&parent)?;
         let path = parent.join(id);
         supervisor_store::create_private_dir(&path)?;
