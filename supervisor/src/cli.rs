@@ -49,7 +49,9 @@ pub enum Command {
     /// Start an agent here, with your secrets, and stream its redacted output
     ///
     /// The exit status is the agent's: 128+N when a signal N killed it, 124
-    /// when it timed out, 127 when its command could not be started.
+    /// when it timed out, 127 when its command was not found, 126 when it
+    /// could not be executed, 125 when the supervisor refused the run or
+    /// failed before the agent started.
     Run(RunArgs),
     /// Show which secrets a run would receive, without starting anything
     Scope(ScopeArgs),

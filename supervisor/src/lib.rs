@@ -32,9 +32,20 @@ pub fn main_with_args() -> ExitCode {
         return ExitCode::from(1);
     }
     let cli = Cli::parse();
+    // `run` keeps its own exit statuses for the agent's; any failure of the
+    // supervisor around it (config, key, a tampered store) is 125, as
+    // env(1) and timeout(1) report their own failures.
+    let running = matches!(cli.command, Command::Run(_));
     match dispatch(cli) {
         Ok(code) => ExitCode::from(code),
-        Err(err) => ExitCode::from(fail::report(&err)),
+        Err(err) => {
+            let code = fail::report(&err);
+            ExitCode::from(if running {
+                run::EXIT_REFUSED as u8
+            } else {
+                code
+            })
+        }
     }
 }
 
