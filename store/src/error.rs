@@ -40,6 +40,8 @@ pub enum StoreError {
     InvalidValue(String),
     #[error("no run with id `{0}`")]
     RunNotFound(String),
+    #[error("`{0}` matches several runs; give more of the id")]
+    RunAmbiguous(String),
     #[error("{op} {path}: {source}")]
     Io {
         op: &'static str,

@@ -233,9 +233,7 @@ impl Store {
         match found.len() {
             1 => Ok(found.remove(0)),
             0 => Err(StoreError::RunNotFound(id.to_owned())),
-            _ => Err(StoreError::RunNotFound(format!(
-                "{id}` matches several runs; give more of the id`"
-            ))),
+            _ => Err(StoreError::RunAmbiguous(id.to_owned())),
         }
     }
 
@@ -314,7 +312,10 @@ mod tests {
         let got = s.get_run("0190-a").unwrap();
         assert_eq!(got.status, RunStatus::Failed { code: 3 });
         assert_eq!(got.log_bytes, 42);
-        assert!(s.get_run("0190").is_err(), "ambiguous prefix");
+        assert!(matches!(
+            s.get_run("0190"),
+            Err(StoreError::RunAmbiguous(p)) if p == "0190"
+        ));
         assert!(s.get_run("nope").is_err());
         let only = s
             .list_runs(&RunFilter {
