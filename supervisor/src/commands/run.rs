@@ -37,13 +37,20 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<u8> {
         let (_, decision) = engine.plan(&req)?;
         return show(decision, args.json).map(|()| 0);
     }
-    let engine = engine(ctx, true)?;
     // One thread: the agent is spawned from this long-lived thread, so its
     // parent-death signal is tied to this process's life.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let outcome = runtime.block_on(engine.execute(req, Echo::Terminal, interrupted()))?;
+    // Listen before anything is recorded or started: a Ctrl-C that killed
+    // the process in between would leave the run marked running, its home
+    // on disk and what the agent started alive.
+    let stop = {
+        let _entered = runtime.enter();
+        interrupted()?
+    };
+    let engine = engine(ctx, true)?;
+    let outcome = runtime.block_on(engine.execute(req, Echo::Terminal, stop))?;
     let record = &outcome.record;
     if let RunStatus::Rejected { reason } = &record.status {
         eprintln!("error: {reason}");
@@ -77,19 +84,18 @@ fn describe(status: &RunStatus) -> String {
     }
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn interrupted() {
+/// Catches SIGINT and SIGTERM from now on; the future resolves on the
+/// first. Needs a runtime context.
+fn interrupted() -> std::io::Result<impl Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = int.recv() => {}
-        _ = term.recv() => {}
-    }
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut term = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+    })
 }
 
 /// `supervisor scope AGENT --trigger KIND [--member NAME]`.
