@@ -211,26 +211,37 @@ fn base64_forms(value: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
 }
 
 /// Percent-encoding of every byte outside the unreserved set, with upper- and lower-case
-/// hex, each also in the form-encoding variant that writes space as `+`.
+/// hex, each also in the form-encoding variant that writes space as `+`; and the form
+/// Python's `urllib.parse.quote` writes by default, which leaves `/` unencoded.
 fn percent_forms(value: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
     const UPPER: &[u8; 16] = b"0123456789ABCDEF";
     const LOWER: &[u8; 16] = b"0123456789abcdef";
-    let mut forms = Vec::with_capacity(4);
-    for hex in [UPPER, LOWER] {
-        for space_as_plus in [false, true] {
-            let mut encoded = Zeroizing::new(Vec::with_capacity(3 * value.len()));
-            for &b in value {
-                if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                    encoded.push(b);
-                } else if b == b' ' && space_as_plus {
-                    encoded.push(b'+');
-                } else {
-                    let (hi, lo) = (hex[usize::from(b >> 4)], hex[usize::from(b & 15)]);
-                    encoded.extend_from_slice(&[b'%', hi, lo]);
-                }
-            }
-            forms.push(encoded);
+    // (hex digits, space as `+`, bytes kept besides the unreserved ones)
+    const VARIANTS: [(&[u8; 16], bool, &[u8]); 5] = [
+        (UPPER, false, b""),
+        (UPPER, true, b""),
+        (LOWER, false, b""),
+        (LOWER, true, b""),
+        (UPPER, false, b"/"),
+    ];
+    let mut forms = Vec::with_capacity(VARIANTS.len());
+    for (hex, space_as_plus, kept) in VARIANTS {
+        // Without a kept byte in the value this repeats the first variant: no new needle.
+        if !kept.is_empty() && !value.iter().any(|b| kept.contains(b)) {
+            continue;
         }
+        let mut encoded = Zeroizing::new(Vec::with_capacity(3 * value.len()));
+        for &b in value {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) || kept.contains(&b) {
+                encoded.push(b);
+            } else if b == b' ' && space_as_plus {
+                encoded.push(b'+');
+            } else {
+                let (hi, lo) = (hex[usize::from(b >> 4)], hex[usize::from(b & 15)]);
+                encoded.extend_from_slice(&[b'%', hi, lo]);
+            }
+        }
+        forms.push(encoded);
     }
     forms
 }
@@ -621,6 +632,8 @@ mod tests {
             "p%40ss%20w%2frd%3d%26%c3%a9",
             "p%40ss+w%2Frd%3D%26%C3%A9",
             "p%40ss+w%2frd%3d%26%c3%a9",
+            // Python's `urllib.parse.quote(value)`, `/` left as it is.
+            "p%40ss%20w/rd%3D%26%C3%A9",
         ] {
             let out = check(&r, format!("GET /?pw={encoded} HTTP/1.1").as_bytes());
             assert_eq!(out, b"GET /?pw=[REDACTED:PW] HTTP/1.1");
