@@ -255,3 +255,35 @@ pub fn run_with_input(mut cmd: Command, input: &[u8]) -> Run {
 pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
 }
+
+/// Whether process `pid` exists and is not a zombie (a zombie runs nothing).
+pub fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        // After the command name in parentheses comes the state letter.
+        let state = stat
+            .rfind(')')
+            .and_then(|i| stat[i + 1..].split_whitespace().next());
+        !matches!(state, Some("Z" | "X") | None)
+    })
+}
+
+/// Polls `done` every 20 ms for up to 10 s; true as soon as it holds.
+pub fn eventually(mut done: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    done()
+}
+
+impl Team {
+    /// The newest run, as `runs list --json` shows it.
+    #[track_caller]
+    pub fn last_run(&self) -> serde_json::Value {
+        let list = self.cmd(&["runs", "list", "--json", "--limit", "1"]).json();
+        list[0].clone()
+    }
+}
