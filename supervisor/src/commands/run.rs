@@ -43,7 +43,7 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<u8> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let outcome = runtime.block_on(engine.execute(req, Echo::Terminal, interrupted()))?;
+    let outcome = runtime.block_on(engine.execute(req, Echo::Terminal, interrupted(), |_| {}))?;
     let record = &outcome.record;
     if let RunStatus::Rejected { reason } = &record.status {
         eprintln!("error: {reason}");

@@ -125,6 +125,7 @@ impl Engine {
         req: RunRequest,
         echo: Echo,
         stop: impl Future<Output = ()>,
+        on_start: impl FnOnce(&RunRecord),
     ) -> Result<Outcome> {
         let (agent, decision) = self.plan(&req)?;
         let id = uuid::Uuid::now_v7().to_string();
@@ -171,6 +172,7 @@ impl Engine {
             }),
         )?;
 
+        on_start(&record);
         let home = RunHome::create(&self.state_dir, &id, run_as.as_ref())?;
         let result = self
             .supervise(
@@ -198,6 +200,23 @@ impl Engine {
         record.ended_at = Some(supervisor_store::now());
         self.lock().finish_run(&record)?;
         Ok(Outcome { record, tail })
+    }
+
+    /// Records a run refused before it was planned (a full queue, a shutdown).
+    pub fn record_refusal(&self, req: &RunRequest, reason: String) -> Result<Outcome> {
+        let record = RunRecord {
+            id: uuid::Uuid::now_v7().to_string(),
+            agent: req.agent.clone(),
+            trigger: req.kind.to_string(),
+            member: req.initiator.clone(),
+            status: RunStatus::Running,
+            started_at: supervisor_store::now(),
+            ended_at: None,
+            log_bytes: 0,
+            redactions: 0,
+            detail: json!({}),
+        };
+        self.refuse(record, reason)
     }
 
     fn refuse(&self, mut record: RunRecord, reason: String) -> Result<Outcome> {
