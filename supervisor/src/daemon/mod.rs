@@ -7,6 +7,7 @@
 //! the schedules, gives running runs `[server] shutdown_grace`, stops the
 //! rest (recorded `interrupted`) and exits 0.
 
+pub mod client;
 mod hooks;
 mod http;
 mod metrics;
