@@ -26,7 +26,6 @@ impl Failure {
         self.hint = Some(hint.into());
         self
     }
-
 }
 
 impl fmt::Display for Failure {
