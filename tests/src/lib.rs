@@ -255,3 +255,15 @@ pub fn run_with_input(mut cmd: Command, input: &[u8]) -> Run {
 pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
 }
+
+/// A value no program would print by chance: `label-` and 16 random hex
+/// digits. Tests store it and then look for it where it must not be.
+pub fn sentinel(label: &str) -> String {
+    use std::io::Read;
+    let mut bytes = [0u8; 8];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .expect("read /dev/urandom");
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{label}-{hex}")
+}
