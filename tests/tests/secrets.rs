@@ -151,7 +151,8 @@ fn create_update_delete_and_list_team_and_personal() {
         &["secret", "update", "--personal", "--name", "API_TOKEN"],
     );
     assert!(
-        err.err().contains("no personal secret named `API_TOKEN`"),
+        err.err()
+            .contains("no personal (owner alice) secret named `API_TOKEN`"),
         "{err}"
     );
 }
