@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cargo build --quiet -p supervisor
-bin="$PWD/target/debug/supervisor"
+bin="${CARGO_TARGET_DIR:-$PWD/target}/debug/supervisor"
 demo="$PWD/demo"
 
 mkdir -p "$demo"

@@ -267,6 +267,30 @@ impl Store {
         })
     }
 
+    /// Appends a note (such as a failed reply to Slack) to a run's
+    /// `detail.notes`. Notes are written by the supervisor, never by agents.
+    pub fn note_run(&mut self, id: &str, note: &str) -> Result<()> {
+        self.write(|tx| {
+            let detail: Option<String> = tx
+                .query_row("SELECT detail FROM runs WHERE id = ?1", [id], |r| r.get(0))
+                .optional()?;
+            let detail = detail.ok_or_else(|| StoreError::RunNotFound(id.to_owned()))?;
+            let mut detail: serde_json::Value = serde_json::from_str(&detail)
+                .map_err(|_| StoreError::Corrupt(format!("run {id} has a malformed detail")))?;
+            if !detail["notes"].is_array() {
+                detail["notes"] = json!([]);
+            }
+            if let Some(notes) = detail["notes"].as_array_mut() {
+                notes.push(json!(note));
+            }
+            tx.execute(
+                "UPDATE runs SET detail = ?2 WHERE id = ?1",
+                params![id, detail.to_string()],
+            )?;
+            Ok(())
+        })
+    }
+
     /// Whether a run exists (used to check ids from the outside).
     pub fn run_exists(&self, id: &str) -> Result<bool> {
         Ok(self
@@ -357,5 +381,12 @@ mod tests {
         assert!(s.mark_lost_runs(|_| true).unwrap().is_empty());
         assert_eq!(s.mark_lost_runs(|_| false).unwrap(), ["r1"]);
         assert_eq!(s.get_run("r1").unwrap().status, RunStatus::Lost);
+        s.note_run("r1", "reply failed: not_in_channel").unwrap();
+        s.note_run("r1", "second").unwrap();
+        assert_eq!(
+            s.get_run("r1").unwrap().detail["notes"],
+            json!(["reply failed: not_in_channel", "second"])
+        );
+        assert!(s.note_run("nope", "x").is_err());
     }
 }

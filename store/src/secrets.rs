@@ -277,6 +277,31 @@ impl Store {
         })
     }
 
+    /// Fails with the error a write would give when the secret's presence is
+    /// not as `exists` says: lets a command check before asking for a value.
+    pub fn expect_secret(&self, scope: &Scope, name: &SecretName, exists: bool) -> Result<()> {
+        let found = self
+            .conn
+            .query_row(
+                "SELECT 1 FROM secrets WHERE scope = ?1 AND owner = ?2 AND name = ?3",
+                params![scope.kind(), scope.owner_column(), name.as_str()],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some();
+        match (found, exists) {
+            (true, false) => Err(StoreError::SecretExists {
+                scope: scope.describe(),
+                name: name.to_string(),
+            }),
+            (false, true) => Err(StoreError::SecretNotFound {
+                scope: scope.describe(),
+                name: name.to_string(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// Deletes a secret; its ciphertext is overwritten in the file (secure_delete).
     pub fn delete_secret(
         &mut self,

@@ -55,6 +55,12 @@ pub enum Command {
     Run(RunArgs),
     /// Show which secrets a run would receive, without starting anything
     Scope(ScopeArgs),
+    /// Run as a service: webhooks, cron schedules, /healthz and /metrics
+    ///
+    /// Listens on `[server] listen`; speaks the systemd notification protocol
+    /// (READY=1, STOPPING=1, watchdog). SIGHUP reloads the config; SIGTERM
+    /// drains: running runs get `[server] shutdown_grace`, then are stopped.
+    Serve,
     /// Past and current runs
     #[command(subcommand)]
     Runs(RunsCommand),

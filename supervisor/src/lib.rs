@@ -7,7 +7,10 @@
 pub mod cli;
 mod commands;
 mod context;
+mod credentials;
+pub mod daemon;
 mod fail;
+mod logging;
 pub mod redact;
 pub mod run;
 pub mod scope;
@@ -54,6 +57,10 @@ fn dispatch(cli: Cli) -> Result<u8> {
         completions(shell);
         return Ok(0);
     }
+    if let Command::Serve = cli.command {
+        daemon::serve(&cli.global)?;
+        return Ok(0);
+    }
     let ctx = Context::load(&cli.global)?;
     match cli.command {
         Command::Init => commands::init::run(&ctx)?,
@@ -75,7 +82,7 @@ fn dispatch(cli: Cli) -> Result<u8> {
         }
         Command::Runs(RunsCommand::Show { id, json }) => commands::runs::show(&ctx, &id, json)?,
         Command::Runs(RunsCommand::Logs { id }) => commands::runs::logs(&ctx, &id)?,
-        Command::Completions { .. } => unreachable!("handled above"),
+        Command::Completions { .. } | Command::Serve => unreachable!("handled above"),
     }
     Ok(0)
 }

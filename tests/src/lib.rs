@@ -219,6 +219,18 @@ impl Team {
         out
     }
 
+    /// A connection to the team's database, as someone with file access has.
+    /// While it is open, SQLite does not fold the WAL back into the database
+    /// when a `supervisor` process exits, so the WAL and SHM files stay.
+    pub fn db(&self) -> rusqlite::Connection {
+        let conn =
+            rusqlite::Connection::open(self.state_dir().join("store.db")).expect("open store.db");
+        // SQLite opens the WAL at the first read.
+        conn.query_row("SELECT count(*) FROM secrets", [], |r| r.get::<_, i64>(0))
+            .expect("read the store");
+        conn
+    }
+
     /// Panics if `needle` occurs in any file under the state directory.
     #[track_caller]
     pub fn assert_not_in_state(&self, needle: &str) {
@@ -251,9 +263,31 @@ pub fn run_with_input(mut cmd: Command, input: &[u8]) -> Run {
     Run::from(out)
 }
 
+/// The permission bits of a file or directory.
+pub fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o7777
+}
+
 /// Whether `haystack` contains `needle`.
 pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// A value no program would print by chance: `label-` and 16 random hex
+/// digits. Tests store it and then look for it where it must not be.
+pub fn sentinel(label: &str) -> String {
+    use std::io::Read;
+    let mut bytes = [0u8; 8];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .expect("read /dev/urandom");
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{label}-{hex}")
 }
 
 /// Whether process `pid` exists and is not a zombie (a zombie runs nothing).

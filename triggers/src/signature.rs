@@ -55,6 +55,50 @@ pub(crate) fn check(
     }
 }
 
+/// A scheme that signs `<lead><timestamp><separator><raw body>` and sends
+/// the timestamp (Unix seconds) and `<prefix><hex MAC>` in two headers.
+pub(crate) struct Timestamped {
+    pub timestamp_header: &'static str,
+    pub signature_header: &'static str,
+    pub prefix: &'static str,
+    pub lead: &'static [u8],
+    pub separator: &'static [u8],
+    pub window_secs: u64,
+    pub max_body: usize,
+}
+
+impl Timestamped {
+    /// Checks size, headers, the time window, then the MAC: the one order
+    /// every timestamped source follows.
+    pub(crate) fn verify(
+        &self,
+        secret: &[u8],
+        timestamp: Option<&str>,
+        signature: Option<&str>,
+        body: &[u8],
+        now_unix: i64,
+    ) -> Result<(), VerifyError> {
+        if body.len() > self.max_body {
+            return Err(VerifyError::TooLarge {
+                limit: self.max_body,
+            });
+        }
+        let ts_text = timestamp.ok_or(VerifyError::MissingHeader(self.timestamp_header))?;
+        let given = signature.ok_or(VerifyError::MissingHeader(self.signature_header))?;
+        let ts = unix_seconds(ts_text, self.timestamp_header)?;
+        let hex = given
+            .strip_prefix(self.prefix)
+            .ok_or(VerifyError::MalformedHeader(self.signature_header))?;
+        check_window(ts, now_unix, self.window_secs, 1000)?;
+        check(
+            secret,
+            &[self.lead, ts_text.as_bytes(), self.separator, body],
+            hex,
+            self.signature_header,
+        )
+    }
+}
+
 /// Parses a timestamp header: ASCII digits only (no sign, no spaces).
 pub(crate) fn unix_seconds(value: &str, header: &'static str) -> Result<i64, VerifyError> {
     if value.is_empty() || value.len() > 18 || !value.bytes().all(|b| b.is_ascii_digit()) {

@@ -33,23 +33,18 @@ pub fn verify(
     body: &[u8],
     now_unix: i64,
 ) -> Result<(), VerifyError> {
-    if body.len() > MAX_BODY {
-        return Err(VerifyError::TooLarge { limit: MAX_BODY });
-    }
-    let ts_text = timestamp.ok_or(VerifyError::MissingHeader(TIMESTAMP_HEADER))?;
-    let given = signature.ok_or(VerifyError::MissingHeader(SIGNATURE_HEADER))?;
-    let ts = signature::unix_seconds(ts_text, TIMESTAMP_HEADER)?;
-    let hex = given
-        .strip_prefix("v0=")
-        .ok_or(VerifyError::MalformedHeader(SIGNATURE_HEADER))?;
-    signature::check_window(ts, now_unix, WINDOW_SECS, 1000)?;
-    signature::check(
-        signing_secret,
-        &[b"v0:", ts_text.as_bytes(), b":", body],
-        hex,
-        SIGNATURE_HEADER,
-    )
+    SCHEME.verify(signing_secret, timestamp, signature, body, now_unix)
 }
+
+const SCHEME: signature::Timestamped = signature::Timestamped {
+    timestamp_header: TIMESTAMP_HEADER,
+    signature_header: SIGNATURE_HEADER,
+    prefix: "v0=",
+    lead: b"v0:",
+    separator: b":",
+    window_secs: WINDOW_SECS,
+    max_body: MAX_BODY,
+};
 
 /// An authenticated Events API request.
 #[derive(Debug, Clone, PartialEq, Eq)]

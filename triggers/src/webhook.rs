@@ -31,23 +31,18 @@ pub fn verify(
     body: &[u8],
     now_unix: i64,
 ) -> Result<(), VerifyError> {
-    if body.len() > MAX_BODY {
-        return Err(VerifyError::TooLarge { limit: MAX_BODY });
-    }
-    let ts_text = timestamp.ok_or(VerifyError::MissingHeader(TIMESTAMP_HEADER))?;
-    let given = signature.ok_or(VerifyError::MissingHeader(SIGNATURE_HEADER))?;
-    let ts = signature::unix_seconds(ts_text, TIMESTAMP_HEADER)?;
-    let hex = given
-        .strip_prefix("sha256=")
-        .ok_or(VerifyError::MalformedHeader(SIGNATURE_HEADER))?;
-    signature::check_window(ts, now_unix, WINDOW_SECS, 1000)?;
-    signature::check(
-        secret,
-        &[ts_text.as_bytes(), b".", body],
-        hex,
-        SIGNATURE_HEADER,
-    )
+    SCHEME.verify(secret, timestamp, signature, body, now_unix)
 }
+
+const SCHEME: signature::Timestamped = signature::Timestamped {
+    timestamp_header: TIMESTAMP_HEADER,
+    signature_header: SIGNATURE_HEADER,
+    prefix: "sha256=",
+    lead: b"",
+    separator: b".",
+    window_secs: WINDOW_SECS,
+    max_body: MAX_BODY,
+};
 
 /// The run a verified request asks for: the hook's agent, no initiator.
 ///

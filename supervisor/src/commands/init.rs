@@ -4,6 +4,7 @@ use anyhow::Result;
 use supervisor_store::{MasterKey, Store, StoreError};
 
 use crate::context::Context;
+use crate::fail::Failure;
 
 pub fn run(ctx: &Context) -> Result<()> {
     if let Some(parent) = ctx.key_file.parent() {
@@ -18,6 +19,20 @@ pub fn run(ctx: &Context) -> Result<()> {
             key
         }
         Err(e) if matches!(e.downcast_ref(), Some(StoreError::KeyMissing { .. })) => {
+            // A new key cannot open a store sealed with the lost one; writing
+            // it would only take the place where the backup must go.
+            if let Ok(store) = Store::open(&ctx.state_dir, None) {
+                return Err(Failure::new(format!(
+                    "the store at {} exists, but its master key at {} is missing",
+                    store.path().display(),
+                    ctx.key_file.display()
+                ))
+                .hint(format!(
+                    "restore the key from your backup to {} (a new key cannot open the values already stored)",
+                    ctx.key_file.display()
+                ))
+                .into());
+            }
             let key = MasterKey::generate(&ctx.key_file)?;
             println!(
                 "created a master key at {} (mode 0600)",

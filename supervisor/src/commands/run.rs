@@ -50,7 +50,7 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<u8> {
         interrupted()?
     };
     let engine = engine(ctx, true)?;
-    let outcome = runtime.block_on(engine.execute(req, Echo::Terminal, stop))?;
+    let outcome = runtime.block_on(engine.execute(req, Echo::Terminal, stop, |_| {}))?;
     let record = &outcome.record;
     if let RunStatus::Rejected { reason } = &record.status {
         eprintln!("error: {reason}");

@@ -1,7 +1,7 @@
 //! `supervisor secret create|update|delete|list`. Values come in through a
 //! file, a hidden prompt or stdin, and never go out again.
 
-use std::io::{IsTerminal, Read};
+use std::io::{IsTerminal, Read, Write};
 
 use anyhow::{Context as _, Result};
 use secrecy::{ExposeSecret, SecretString};
@@ -121,24 +121,7 @@ fn write(ctx: &Context, args: &WriteArgs, update: bool) -> Result<()> {
     // Open the store first, so a missing key is reported before a prompt.
     let mut store = ctx.store(true)?;
     // Say whether the name exists before anyone types a value for nothing.
-    let exists = store
-        .list_secrets()?
-        .iter()
-        .any(|s| s.scope == t.scope && s.name == t.name);
-    if exists != update {
-        let err = if update {
-            supervisor_store::StoreError::SecretNotFound {
-                scope: t.scope.kind().into(),
-                name: t.name.to_string(),
-            }
-        } else {
-            supervisor_store::StoreError::SecretExists {
-                scope: t.scope.kind().into(),
-                name: t.name.to_string(),
-            }
-        };
-        return Err(err.into());
-    }
+    store.expect_secret(&t.scope, &t.name, update)?;
     let value = read_value(args, &t.name)?;
     let description = args.description.as_deref();
     let meta = if update {
@@ -221,21 +204,23 @@ fn print_table(secrets: &[SecretMeta], with_owner: bool) {
     } else {
         &[0, 1, 3, 4]
     };
-    let line = |cells: &[&str]| {
-        let mut out = String::new();
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut line = |cells: &[&str]| {
+        let mut text = String::new();
         for (k, &i) in columns.iter().enumerate() {
             if k + 1 == columns.len() {
-                out.push_str(cells[i]);
+                text.push_str(cells[i]);
             } else {
-                out.push_str(&format!("{:<w$}   ", cells[i], w = widths[i]));
+                text.push_str(&format!("{:<w$}   ", cells[i], w = widths[i]));
             }
         }
-        println!("{}", out.trim_end());
+        let _ = writeln!(out, "{}", text.trim_end());
     };
     line(&header);
     for r in &rows {
         line(&r.iter().map(String::as_str).collect::<Vec<_>>());
     }
+    drop(out);
     if rows.is_empty() {
         println!("(no secrets yet: `supervisor secret create --help` shows how to add one)");
     }

@@ -125,26 +125,25 @@ impl Engine {
         req: RunRequest,
         echo: Echo,
         stop: impl Future<Output = ()>,
+        on_start: impl FnOnce(&RunRecord),
     ) -> Result<Outcome> {
         let (agent, decision) = self.plan(&req)?;
-        let id = uuid::Uuid::now_v7().to_string();
-        let mut record = RunRecord {
-            id: id.clone(),
-            agent: agent.name.clone(),
-            trigger: req.kind.to_string(),
-            member: req.initiator.clone(),
-            status: RunStatus::Running,
-            started_at: supervisor_store::now(),
-            ended_at: None,
-            log_bytes: 0,
-            redactions: 0,
-            detail: json!({}),
-        };
+        let mut record = new_record(&req);
+        let id = record.id.clone();
         let injection = match decision {
             Ok(i) => i,
             Err(refusal) => return self.refuse(record, refusal.to_string()),
         };
-        let secrets = self.lock().open_secrets(&injection.keys())?;
+        // A value that does not open (a row altered or moved by hand) refuses
+        // the run; the error names the secret, never a value.
+        let opened = self.lock().open_secrets(&injection.keys());
+        let secrets = match opened {
+            Ok(s) => s,
+            Err(e @ supervisor_store::StoreError::Tampered { .. }) => {
+                return self.refuse(record, e.to_string());
+            }
+            Err(e) => return Err(e.into()),
+        };
         let redactor = Arc::new(Redactor::new(
             secrets.iter().map(|s| (s.name.as_str(), &s.value)),
         ));
@@ -171,6 +170,7 @@ impl Engine {
             }),
         )?;
 
+        on_start(&record);
         let home = RunHome::create(&self.state_dir, &id, run_as.as_ref())?;
         let result = self
             .supervise(
@@ -198,6 +198,11 @@ impl Engine {
         record.ended_at = Some(supervisor_store::now());
         self.lock().finish_run(&record)?;
         Ok(Outcome { record, tail })
+    }
+
+    /// Records a run refused before it was planned (a full queue, a shutdown).
+    pub fn record_refusal(&self, req: &RunRequest, reason: String) -> Result<Outcome> {
+        self.refuse(new_record(req), reason)
     }
 
     fn refuse(&self, mut record: RunRecord, reason: String) -> Result<Outcome> {
@@ -333,6 +338,22 @@ impl Engine {
             record.detail["log_error"] = json!(e);
         }
         Ok(String::from_utf8_lossy(&written.tail).into_owned())
+    }
+}
+
+/// A fresh record for a request: a time-ordered id, nothing decided yet.
+fn new_record(req: &RunRequest) -> RunRecord {
+    RunRecord {
+        id: uuid::Uuid::now_v7().to_string(),
+        agent: req.agent.clone(),
+        trigger: req.kind.to_string(),
+        member: req.initiator.clone(),
+        status: RunStatus::Running,
+        started_at: supervisor_store::now(),
+        ended_at: None,
+        log_bytes: 0,
+        redactions: 0,
+        detail: json!({}),
     }
 }
 

@@ -49,7 +49,9 @@ pub async fn pump(
     to: mpsc::Sender<(Stream, Vec<u8>)>,
 ) -> u64 {
     let mut redacting = redactor.stream();
-    let mut buf = vec![0u8; 64 * 1024];
+    // Small enough that a hundred idle runs cost little memory, large
+    // enough that the redactor sees big chunks of busy output.
+    let mut buf = vec![0u8; 16 * 1024];
     let mut count = 0u64;
     loop {
         let n = match from.read(&mut buf).await {

@@ -1,0 +1,240 @@
+//! `supervisor serve`: the long-lived service. One tokio runtime runs the
+//! HTTP listener, the cron schedules and every run through one [`Runner`].
+//!
+//! Life cycle: runs a crashed daemon left `running` become `lost`; READY=1
+//! once the listener is bound; SIGHUP reloads the config (a bad one is
+//! logged and the old one kept); SIGTERM or SIGINT stops accepting, stops
+//! the schedules, gives running runs `[server] shutdown_grace`, stops the
+//! rest (recorded `interrupted`) and exits 0.
+
+pub mod client;
+mod hooks;
+mod http;
+mod metrics;
+mod notify;
+pub mod runner;
+mod schedule;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::{Context as _, Result};
+use secrecy::SecretString;
+use serde_json::json;
+use supervisor_config::Config;
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::cli::Global;
+use crate::context::Context;
+use crate::credentials;
+use crate::run::Engine;
+use metrics::Metrics;
+use runner::Runner;
+use schedule::Scheduler;
+
+/// The supervisor's own credentials for the trigger sources, read at start
+/// and at each reload.
+#[derive(Default)]
+pub struct Credentials {
+    pub slack_signing_secret: Option<SecretString>,
+    pub slack_bot_token: Option<SecretString>,
+    pub linear_webhook_secret: Option<SecretString>,
+    pub linear_api_key: Option<SecretString>,
+    /// By webhook name.
+    pub webhooks: HashMap<String, SecretString>,
+}
+
+impl Credentials {
+    /// Reads every credential the config refers to; any failure fails the
+    /// whole load, so a daemon never runs with a half-read set.
+    pub fn load(config: &Config) -> Result<Credentials> {
+        let mut c = Credentials::default();
+        if let Some(s) = &config.slack {
+            c.slack_signing_secret = Some(credentials::resolve(
+                &s.signing_secret,
+                "[slack] signing_secret",
+            )?);
+            c.slack_bot_token = Some(credentials::resolve(&s.bot_token, "[slack] bot_token")?);
+        }
+        if let Some(l) = &config.linear {
+            c.linear_webhook_secret = Some(credentials::resolve(
+                &l.webhook_secret,
+                "[linear] webhook_secret",
+            )?);
+            c.linear_api_key = Some(credentials::resolve(&l.api_key, "[linear] api_key")?);
+        }
+        for w in &config.webhooks {
+            let what = format!("the secret of webhook `{}`", w.name);
+            c.webhooks
+                .insert(w.name.clone(), credentials::resolve(&w.secret, &what)?);
+        }
+        Ok(c)
+    }
+}
+
+/// What the HTTP handlers share.
+pub struct Daemon {
+    pub runner: Arc<Runner>,
+    pub started: Instant,
+    config: Mutex<(Arc<Config>, Arc<Credentials>)>,
+}
+
+impl Daemon {
+    pub fn config(&self) -> Arc<Config> {
+        self.config
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .0
+            .clone()
+    }
+
+    pub fn credentials(&self) -> Arc<Credentials> {
+        self.config
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .1
+            .clone()
+    }
+
+    /// Records a delivery as handled; `false` when it was seen within `ttl_secs`.
+    pub fn claim_delivery(&self, source: &str, key: &str, ttl_secs: u64) -> Result<bool> {
+        let engine = self.runner.engine();
+        let mut store = engine.store.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(store.claim_delivery(source, key, chrono::Utc::now().timestamp(), ttl_secs as i64)?)
+    }
+
+    /// Each schedule with its next firing, for `/healthz`.
+    fn schedules_summary(&self) -> serde_json::Value {
+        let now = chrono::Utc::now();
+        let list: Vec<serde_json::Value> = self
+            .config()
+            .schedules
+            .iter()
+            .map(|s| {
+                let next = supervisor_triggers::CronSchedule::from_config(s)
+                    .ok()
+                    .and_then(|c| c.next_after(now))
+                    .map(|t| t.to_rfc3339());
+                json!({ "name": s.name, "agent": s.agent, "next": next })
+            })
+            .collect();
+        json!(list)
+    }
+}
+
+/// Runs the daemon until SIGTERM or SIGINT.
+pub fn serve(global: &Global) -> Result<()> {
+    let ctx = Context::load(global)?;
+    crate::logging::init(&ctx.config.server.log);
+    // Worker threads live as long as the runtime: agents spawned from them
+    // keep their parent-death signal until the daemon exits.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(run(global, ctx))
+}
+
+async fn run(global: &Global, ctx: Context) -> Result<()> {
+    let mut store = ctx.store(true)?;
+    let lost = store.mark_lost_runs(process_alive)?;
+    if !lost.is_empty() {
+        tracing::warn!(runs = ?lost, "runs left running by a previous supervisor are now marked lost");
+    }
+    let config = Arc::new(ctx.config.clone());
+    let credentials = Arc::new(Credentials::load(&config)?);
+    let engine = Engine {
+        config: config.clone(),
+        state_dir: ctx.state_dir.clone(),
+        store: Arc::new(Mutex::new(store)),
+    };
+    let runner = Runner::new(engine.clone(), Arc::new(Metrics::default()));
+    let daemon = Arc::new(Daemon {
+        runner: runner.clone(),
+        started: Instant::now(),
+        config: Mutex::new((config.clone(), credentials)),
+    });
+
+    let server = &config.server;
+    let listener = tokio::net::TcpListener::bind(server.listen)
+        .await
+        .with_context(|| format!("listening on {}", server.listen))?;
+    let addr = listener.local_addr()?;
+    let app = http::router(daemon.clone(), server.body_limit as usize);
+    let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
+    let http = tokio::spawn(http::serve(
+        listener,
+        app,
+        async {
+            let _ = http_stopped.await;
+        },
+        server.shutdown_grace,
+    ));
+    let mut scheduler = Scheduler::start(&config.schedules, &runner);
+    tokio::spawn(notify::watchdog());
+
+    let summary = format!(
+        "listening on {addr}; {} agents, {} schedules",
+        config.agents.len(),
+        config.schedules.len()
+    );
+    tracing::info!("{summary}");
+    notify::ready(&summary);
+
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => match Context::load(global).and_then(|new| {
+                let credentials = Credentials::load(&new.config)?;
+                Ok((new, credentials))
+            }) {
+                Ok((new, credentials)) => {
+                    let new_config = Arc::new(new.config);
+                    if new_config.server != daemon.config().server {
+                        tracing::warn!("[server] changes take effect at the next restart");
+                    }
+                    scheduler.stop();
+                    scheduler = Scheduler::start(&new_config.schedules, &runner);
+                    runner.replace_engine(Engine { config: new_config.clone(), ..engine.clone() });
+                    *daemon.config.lock().unwrap_or_else(|p| p.into_inner()) = (new_config.clone(), Arc::new(credentials));
+                    let msg = format!("config reloaded: {} agents, {} schedules", new_config.agents.len(), new_config.schedules.len());
+                    tracing::info!("{msg}");
+                    notify::status(&msg);
+                }
+                Err(e) => {
+                    tracing::error!(error = %format!("{e:#}"), "config reload failed; keeping the running config");
+                    notify::status("config reload failed; running the previous config");
+                }
+            },
+        }
+    }
+
+    tracing::info!("shutting down");
+    notify::stopping();
+    scheduler.stop();
+    let _ = stop_http.send(());
+    runner.shutdown(config.server.shutdown_grace).await;
+    let _ = http.await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Whether a process with this pid exists (another supervisor may be running runs).
+fn process_alive(pid: i64) -> bool {
+    if pid <= 0 || pid == std::process::id() as i64 {
+        return false;
+    }
+    let Ok(pid) = i32::try_from(pid) else {
+        return false;
+    };
+    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) {
+        Ok(()) => true,
+        Err(nix::errno::Errno::EPERM) => true,
+        Err(_) => false,
+    }
+}

@@ -1,0 +1,293 @@
+//! The daemon's run engine: every trigger submits here. Runs wait in a
+//! bounded queue for a free slot (`[server] max_concurrent_runs` and the
+//! agent's `max_concurrent`); a full queue refuses with a recorded reason,
+//! never silently. At shutdown, waiting runs are refused and running ones
+//! get a grace period before their process groups are stopped.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use supervisor_store::{RunRecord, RunStatus};
+use tokio::sync::{Semaphore, watch};
+
+use super::metrics::Metrics;
+use crate::run::{Echo, Engine, Outcome, RunRequest};
+
+/// A future that answers about a run somewhere (Slack, Linear). Its result
+/// is the list of failures to note on the run; a failure never affects it.
+pub type ReplyFuture = Pin<Box<dyn Future<Output = Vec<String>> + Send>>;
+
+/// Where replies about a run go.
+pub trait Replier: Send + Sync {
+    /// The run was recorded and is about to start.
+    fn started(&self, record: &RunRecord) -> ReplyFuture;
+    /// The run ended (or was refused).
+    fn finished(&self, outcome: &Outcome) -> ReplyFuture;
+}
+
+/// Why a submission was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Busy {
+    #[error("the run queue is full ({0} runs waiting)")]
+    QueueFull(usize),
+    #[error("the supervisor is shutting down")]
+    ShuttingDown,
+}
+
+/// Where the daemon is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Phase {
+    /// Taking runs.
+    Accepting,
+    /// Shutting down: waiting runs are refused, running ones may finish.
+    Draining,
+    /// The grace is over: running agents are stopped.
+    Stopping,
+}
+
+pub struct Runner {
+    engine: RwLock<Engine>,
+    global: Arc<Semaphore>,
+    per_agent: Mutex<HashMap<String, Arc<Semaphore>>>,
+    queue_limit: usize,
+    waiting: AtomicUsize,
+    phase: watch::Sender<Phase>,
+    /// Submitted runs not yet finished (waiting or running).
+    active: watch::Sender<usize>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Runner {
+    pub fn new(engine: Engine, metrics: Arc<Metrics>) -> Arc<Runner> {
+        let server = &engine.config.server;
+        Arc::new(Runner {
+            global: Arc::new(Semaphore::new(server.max_concurrent_runs as usize)),
+            queue_limit: server.queue_limit as usize,
+            engine: RwLock::new(engine),
+            per_agent: Mutex::new(HashMap::new()),
+            waiting: AtomicUsize::new(0),
+            phase: watch::Sender::new(Phase::Accepting),
+            active: watch::Sender::new(0),
+            metrics,
+        })
+    }
+
+    /// The engine as of the last (re)load.
+    pub fn engine(&self) -> Engine {
+        self.engine
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Swaps in a reloaded config; running runs keep the one they started with.
+    pub fn replace_engine(&self, engine: Engine) {
+        *self.engine.write().unwrap_or_else(|p| p.into_inner()) = engine;
+    }
+
+    pub fn running(&self) -> u64 {
+        self.metrics.running.load(Ordering::Relaxed)
+    }
+
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
+    }
+
+    fn agent_slots(&self, agent: &str, limit: Option<u32>) -> Option<Arc<Semaphore>> {
+        let limit = limit? as usize;
+        let mut map = self.per_agent.lock().unwrap_or_else(|p| p.into_inner());
+        Some(
+            map.entry(agent.to_owned())
+                .or_insert_with(|| Arc::new(Semaphore::new(limit)))
+                .clone(),
+        )
+    }
+
+    /// Queues a run; it starts when a slot is free. A refusal is recorded
+    /// as a rejected run and told to the replier.
+    pub fn submit(
+        self: &Arc<Self>,
+        req: RunRequest,
+        replier: Option<Arc<dyn Replier>>,
+    ) -> Result<(), Busy> {
+        let refusal = if *self.phase.borrow() != Phase::Accepting {
+            Some(Busy::ShuttingDown)
+        } else {
+            let waiting = self.waiting.fetch_add(1, Ordering::SeqCst);
+            if waiting >= self.queue_limit && self.global.available_permits() == 0 {
+                self.waiting.fetch_sub(1, Ordering::SeqCst);
+                Some(Busy::QueueFull(waiting))
+            } else {
+                None
+            }
+        };
+        if let Some(busy) = refusal {
+            self.refuse(&req, busy.to_string(), replier);
+            return Err(busy);
+        }
+        self.metrics
+            .queued
+            .store(self.waiting() as u64, Ordering::Relaxed);
+        self.active.send_modify(|n| *n += 1);
+        let me = self.clone();
+        tokio::spawn(async move {
+            me.run(req, replier).await;
+            me.active.send_modify(|n| *n -= 1);
+        });
+        Ok(())
+    }
+
+    fn refuse(
+        self: &Arc<Self>,
+        req: &RunRequest,
+        reason: String,
+        replier: Option<Arc<dyn Replier>>,
+    ) {
+        tracing::warn!(agent = %req.agent, trigger = %req.kind, %reason, "run refused");
+        match self.engine().record_refusal(req, reason) {
+            Ok(outcome) => {
+                self.metrics.run_finished(
+                    &req.agent,
+                    req.kind.as_str(),
+                    outcome.record.status.label(),
+                );
+                if let Some(r) = replier {
+                    let me = self.clone();
+                    tokio::spawn(async move { me.reply_finished(r, outcome).await });
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "could not record a refused run"),
+        }
+    }
+
+    async fn run(self: &Arc<Self>, req: RunRequest, replier: Option<Arc<dyn Replier>>) {
+        let engine = self.engine();
+        let limit = engine
+            .config
+            .agent(&req.agent)
+            .and_then(|a| a.max_concurrent);
+        let agent_slots = self.agent_slots(&req.agent, limit);
+        let mut phase = self.phase.subscribe();
+        // Wait for the agent's slot, then a global one; give up at shutdown.
+        let permits = async {
+            let agent = match &agent_slots {
+                Some(s) => Some(s.clone().acquire_owned().await.ok()?),
+                None => None,
+            };
+            let global = self.global.clone().acquire_owned().await.ok()?;
+            Some((agent, global))
+        };
+        let draining = async {
+            let _ = phase.wait_for(|p| *p != Phase::Accepting).await;
+        };
+        let permits = tokio::select! {
+            biased;
+            () = draining => None,
+            p = permits => p,
+        };
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        self.metrics
+            .queued
+            .store(self.waiting() as u64, Ordering::Relaxed);
+        let Some(_permits) = permits else {
+            self.refuse(&req, Busy::ShuttingDown.to_string(), replier);
+            return;
+        };
+
+        self.metrics.running.fetch_add(1, Ordering::Relaxed);
+        self.metrics.run_started(&req.agent, req.kind.as_str());
+        let mut phase = self.phase.subscribe();
+        let stop_requested = async move {
+            let _ = phase.wait_for(|p| *p == Phase::Stopping).await;
+        };
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel::<RunRecord>();
+        if let Some(r) = &replier {
+            let (r, me) = (r.clone(), self.clone());
+            tokio::spawn(async move {
+                if let Ok(record) = started_rx.await {
+                    let failures = r.started(&record).await;
+                    me.note(&record.id, failures);
+                }
+            });
+        }
+        let result = engine
+            .execute(req.clone(), Echo::Quiet, stop_requested, |record| {
+                let _ = started_tx.send(record.clone());
+            })
+            .await;
+        self.metrics.running.fetch_sub(1, Ordering::Relaxed);
+        match result {
+            Ok(outcome) => {
+                let r = &outcome.record;
+                tracing::info!(run = %r.id, agent = %r.agent, trigger = %r.trigger, outcome = r.status.label(), "run finished");
+                self.metrics
+                    .run_finished(&r.agent, &r.trigger, r.status.label());
+                self.metrics
+                    .redactions
+                    .fetch_add(r.redactions, Ordering::Relaxed);
+                if let Some(rep) = replier {
+                    self.reply_finished(rep, outcome).await;
+                }
+            }
+            Err(e) => {
+                tracing::error!(agent = %req.agent, error = %format!("{e:#}"), "run failed to complete");
+                self.metrics
+                    .run_finished(&req.agent, req.kind.as_str(), "error");
+            }
+        }
+    }
+
+    async fn reply_finished(&self, replier: Arc<dyn Replier>, outcome: Outcome) {
+        let failures = replier.finished(&outcome).await;
+        self.note(&outcome.record.id, failures);
+    }
+
+    fn note(&self, run: &str, failures: Vec<String>) {
+        if failures.is_empty() {
+            return;
+        }
+        let engine = self.engine();
+        let mut store = engine.store.lock().unwrap_or_else(|p| p.into_inner());
+        for f in failures {
+            tracing::warn!(%run, failure = %f, "reply failed");
+            if let Err(e) = store.note_run(run, &f) {
+                tracing::error!(%run, error = %e, "could not note a reply failure");
+            }
+        }
+    }
+
+    /// Stops taking runs, refuses waiting ones, gives running ones `grace`
+    /// to finish, then stops them (recorded `interrupted`).
+    pub async fn shutdown(&self, grace: std::time::Duration) {
+        self.phase.send_replace(Phase::Draining);
+        let mut active = self.active.subscribe();
+        if tokio::time::timeout(grace, active.wait_for(|n| *n == 0))
+            .await
+            .is_err()
+        {
+            tracing::info!(
+                running = self.running(),
+                "shutdown grace over: stopping the remaining runs"
+            );
+            self.phase.send_replace(Phase::Stopping);
+            let _ = active.wait_for(|n| *n == 0).await;
+        }
+    }
+}
+
+/// The text a run's outcome reads as in replies.
+pub fn describe_outcome(status: &RunStatus) -> String {
+    match status {
+        RunStatus::Succeeded => "succeeded".into(),
+        RunStatus::Failed { code } => format!("failed (exit code {code})"),
+        RunStatus::Killed { signal } => format!("was killed by signal {signal}"),
+        RunStatus::TimedOut => "timed out".into(),
+        RunStatus::Rejected { reason } => format!("was refused: {reason}"),
+        RunStatus::Interrupted => "was interrupted by a shutdown".into(),
+        RunStatus::Lost => "was lost".into(),
+        RunStatus::Running => "is running".into(),
+    }
+}
