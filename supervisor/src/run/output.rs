@@ -114,9 +114,6 @@ pub async fn write_all(
             tail.drain(..tail.len() - TAIL_BYTES);
         }
     }
-    if let Err(e) = log.sync_all() {
-        w.log_error.get_or_insert(e.to_string());
-    }
     w.tail = tail.into_iter().collect();
     w
 }
