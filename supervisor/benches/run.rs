@@ -2,14 +2,18 @@
 //! physical baseline of the same work without a supervisor: `env -i A1=... A20=... /bin/true`.
 //! Both are spawned the same way from here, interleaved, so that drift hits both alike.
 //!
-//! Needs the release binary (`cargo build --release -p supervisor`, as `scripts/bench` does),
-//! or `SUPERVISOR_BIN`. Run with `cargo bench -p supervisor --bench run`; `RUN_BENCH_N` sets
-//! the number of iterations (default 200).
+//! Reported: median and p95 of wall time and of CPU time (user + system of the whole process
+//! tree). Other load on the machine shows in the wall times more than in the CPU times.
+//!
+//! Run with `cargo bench -p supervisor --bench run` (or `scripts/bench run`); `RUN_BENCH_N` sets
+//! the number of iterations (default 200), `SUPERVISOR_BIN` another binary to time.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use nix::sys::resource::{UsageWho, getrusage};
 
 const SECRETS: usize = 20;
 const WARMUP: usize = 10;
@@ -58,31 +62,58 @@ fn main() {
         time(&mut baseline);
         time(&mut run);
     }
-    let mut base_times = Vec::with_capacity(n);
-    let mut run_times = Vec::with_capacity(n);
+    let mut base = Samples::default();
+    let mut sup = Samples::default();
     for _ in 0..n {
-        base_times.push(time(&mut baseline));
-        run_times.push(time(&mut run));
+        base.push(time(&mut baseline));
+        sup.push(time(&mut run));
     }
 
-    let (base_med, base_p95) = stats(&mut base_times);
-    let (run_med, run_p95) = stats(&mut run_times);
     println!("{n} iterations each, interleaved, {SECRETS} team secrets");
+    println!("binary: {}", bin.display());
     println!(
-        "env -i ... /bin/true:         median {:7.3} ms   p95 {:7.3} ms",
-        ms(base_med),
-        ms(base_p95)
+        "{:<28} {:>10} {:>10} {:>10} {:>10}",
+        "", "wall med", "wall p95", "cpu med", "cpu p95"
     );
+    for (name, s) in [
+        ("env -i A1..A20 /bin/true", &mut base),
+        ("supervisor run (/bin/true)", &mut sup),
+    ] {
+        let (wall, cpu) = s.stats();
+        println!(
+            "{name:<28} {:>10} {:>10} {:>10} {:>10}",
+            ms(wall.0),
+            ms(wall.1),
+            ms(cpu.0),
+            ms(cpu.1)
+        );
+    }
+    let ((bw, _), (bc, _)) = base.stats();
+    let ((sw, _), (sc, _)) = sup.stats();
     println!(
-        "supervisor run (/bin/true):   median {:7.3} ms   p95 {:7.3} ms",
-        ms(run_med),
-        ms(run_p95)
+        "supervisor / baseline, medians: wall {:.2}x, cpu {:.2}x (aim: within 3x)",
+        sw.as_secs_f64() / bw.as_secs_f64(),
+        sc.as_secs_f64() / bc.as_secs_f64()
     );
-    println!(
-        "ratio of medians: {:.2}   ratio of p95s: {:.2}",
-        run_med.as_secs_f64() / base_med.as_secs_f64(),
-        run_p95.as_secs_f64() / base_p95.as_secs_f64()
-    );
+}
+
+/// Wall and CPU (user + system, the process and what it waited for) times.
+#[derive(Default)]
+struct Samples {
+    wall: Vec<Duration>,
+    cpu: Vec<Duration>,
+}
+
+impl Samples {
+    fn push(&mut self, (wall, cpu): (Duration, Duration)) {
+        self.wall.push(wall);
+        self.cpu.push(cpu);
+    }
+
+    /// (median, p95) of wall, then of CPU time.
+    fn stats(&mut self) -> ((Duration, Duration), (Duration, Duration)) {
+        (quantiles(&mut self.wall), quantiles(&mut self.cpu))
+    }
 }
 
 fn config_text() -> String {
@@ -116,24 +147,11 @@ fn value(i: usize) -> String {
     format!("tok_{i:02}_Q7vX2mR9tL4wK8zN3cH6dF1sJ5bY0eU2aP8o")
 }
 
-/// The release `supervisor` next to this bench's folder, or `SUPERVISOR_BIN`.
+/// The `supervisor` binary cargo built for this bench (the release one), or `SUPERVISOR_BIN`.
 fn binary() -> PathBuf {
-    if let Some(path) = std::env::var_os("SUPERVISOR_BIN") {
-        return PathBuf::from(path);
-    }
-    let exe = std::env::current_exe().expect("bench executable path");
-    // target/release/deps/<bench> -> target/release/supervisor
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("bench executable lives in target/<profile>/deps")
-        .join("supervisor");
-    assert!(
-        bin.exists(),
-        "{} is missing: build it first with `cargo build --release -p supervisor` (scripts/bench does)",
-        bin.display()
-    );
-    bin
+    std::env::var_os("SUPERVISOR_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_supervisor")))
 }
 
 /// Runs `cmd` with `input` on stdin; panics unless it succeeds.
@@ -158,8 +176,9 @@ fn check(cmd: &mut Command, input: &[u8]) {
     );
 }
 
-/// Wall time of one run of `cmd`, start to reaped, output discarded.
-fn time(cmd: &mut Command) -> Duration {
+/// Wall and CPU time of one run of `cmd`, start to reaped, output discarded.
+fn time(cmd: &mut Command) -> (Duration, Duration) {
+    let cpu_before = children_cpu();
     let start = Instant::now();
     let status = cmd
         .stdin(Stdio::null())
@@ -167,18 +186,27 @@ fn time(cmd: &mut Command) -> Duration {
         .stderr(Stdio::null())
         .status()
         .expect("spawn");
-    let elapsed = start.elapsed();
+    let wall = start.elapsed();
     assert!(status.success(), "{status}");
-    elapsed
+    (wall, children_cpu() - cpu_before)
+}
+
+/// User + system CPU time of every child waited for so far, theirs included.
+fn children_cpu() -> Duration {
+    let usage = getrusage(UsageWho::RUSAGE_CHILDREN).expect("getrusage");
+    let tv = |t: nix::sys::time::TimeVal| {
+        Duration::from_secs(t.tv_sec() as u64) + Duration::from_micros(t.tv_usec() as u64)
+    };
+    tv(usage.user_time()) + tv(usage.system_time())
 }
 
 /// Median and 95th percentile.
-fn stats(times: &mut [Duration]) -> (Duration, Duration) {
+fn quantiles(times: &mut [Duration]) -> (Duration, Duration) {
     times.sort();
     let at = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
     (at(0.5), at(0.95))
 }
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
+fn ms(d: Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1e3)
 }
