@@ -2,7 +2,8 @@
 //! comments on the issue through Linear's GraphQL API.
 //!
 //! Order of checks: body size, `Linear-Signature` over the raw bytes (before
-//! anything is parsed), `webhookTimestamp` freshness, then dedupe on
+//! anything is parsed), `webhookTimestamp` freshness (read alone, before the
+//! rest of the body), the payload's shape, then dedupe on
 //! `Linear-Delivery` in the store (so a replay stays a replay across
 //! restarts). The request is answered at once; the run and the comments
 //! happen in the background, and a comment that fails is noted on the run
@@ -20,7 +21,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use supervisor_store::{RunRecord, RunStatus};
 use supervisor_triggers::linear::{self, Data, LinearWebhook};
-use supervisor_triggers::{Decision, VerifyError};
+use supervisor_triggers::{Decision, ParseError, VerifyError};
 
 use super::Daemon;
 use super::client::{HttpClient, REQUEST_TIMEOUT};
@@ -42,6 +43,13 @@ const COMMENT_CREATE: &str = "mutation($input: CommentCreateInput!){ commentCrea
 
 pub fn routes() -> Router<Arc<Daemon>> {
     Router::new().route("/linear/webhook", post(receive))
+}
+
+/// The one field read before the body is parsed as a webhook.
+#[derive(serde::Deserialize)]
+struct Stamp {
+    #[serde(rename = "webhookTimestamp")]
+    webhook_timestamp: i64,
 }
 
 /// The client every Linear reply goes through (connections are reused).
@@ -83,6 +91,20 @@ async fn receive(
         metrics.webhook(SOURCE, e.label());
         return plain(StatusCode::UNAUTHORIZED, &e.to_string());
     }
+    // Freshness first, from the timestamp alone: a stale replay is
+    // refused as stale whatever else its body holds.
+    let stamp = match serde_json::from_slice::<Stamp>(&body) {
+        Ok(s) => s.webhook_timestamp,
+        Err(e) => {
+            metrics.webhook(SOURCE, "malformed");
+            return plain(StatusCode::BAD_REQUEST, &ParseError::from(e).to_string());
+        }
+    };
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    if let Err(e) = linear::check_fresh(stamp, now_ms) {
+        metrics.webhook(SOURCE, e.label());
+        return plain(StatusCode::UNAUTHORIZED, &e.to_string());
+    }
     let webhook = match linear::parse(&body) {
         Ok(w) => w,
         Err(e) => {
@@ -90,11 +112,6 @@ async fn receive(
             return plain(StatusCode::BAD_REQUEST, &e.to_string());
         }
     };
-    let now_ms = chrono::Utc::now().timestamp_millis();
-    if let Err(e) = linear::check_fresh(webhook.webhook_timestamp, now_ms) {
-        metrics.webhook(SOURCE, e.label());
-        return plain(StatusCode::UNAUTHORIZED, &e.to_string());
-    }
 
     // Linear names each delivery; a sender that does not is deduped on the
     // signature, which is unique per body (and the body carries its time).
