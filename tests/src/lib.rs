@@ -255,3 +255,7 @@ pub fn run_with_input(mut cmd: Command, input: &[u8]) -> Run {
 pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
 }
+
+/// The Linear and automation webhook helpers: a daemon child process, a
+/// fake Linear API, request signing.
+pub mod linear_support;
