@@ -9,6 +9,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+/// The Linear and automation webhook helpers: a daemon child process, a
+/// fake Linear API, request signing.
+pub mod linear_support;
+
 /// The `supervisor` binary next to this test executable's folder.
 pub fn binary() -> PathBuf {
     if let Some(path) = std::env::var_os("SUPERVISOR_BIN") {

@@ -10,6 +10,7 @@
 pub mod client;
 mod hooks;
 mod http;
+mod linear;
 mod metrics;
 mod notify;
 pub mod runner;
