@@ -994,3 +994,32 @@ agent = \"a\"
     let check = team.cmd(&["config", "check"]);
     assert!(check.err().contains("Europe/Berln"), "{check}");
 }
+
+/// As root, an agent with `user = "nobody"` (what a service configured to
+/// switch users does) can write to its private HOME under the state directory.
+#[test]
+fn an_agent_running_as_another_user_can_use_its_home() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: switching users needs root");
+        return;
+    }
+    let team = Team::new(
+        r#"
+[[agents]]
+name = "as-nobody"
+user = "nobody"
+command = ["/bin/sh", "-c", 'test "$(id -u)" != 0 && echo note > "$HOME/note" && cat "$HOME/note" && test -d "$TMPDIR"']
+triggers = ["cli"]
+"#,
+    );
+    // The team's temporary directory stands for /var/lib: searchable by all.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(team.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    let run = team.cmd(&["run", "as-nobody"]);
+    assert_eq!(run.code, Some(0), "{run}");
+    assert!(run.stdout.contains("note"), "{run}");
+    // Only search permission was added; the store and key stay private.
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&team.state_dir()), 0o711);
+    assert_eq!(mode(&team.state_dir().join("master.key")), 0o600);
+}
