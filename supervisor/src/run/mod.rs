@@ -146,9 +146,7 @@ impl Engine {
             Err(refusal) => return self.refuse(record, refusal.to_string()),
         };
         let secrets = self.lock().open_secrets(&injection.keys())?;
-        let redactor = Arc::new(Redactor::new(
-            secrets.iter().map(|s| (s.name.as_str(), &s.value)),
-        ));
+        let redactor = crate::redact::shared(secrets.iter().map(|s| (s.name.as_str(), &s.value)));
         record.detail = json!({
             "injected": injection.secrets,
             "missing": injection.missing,
