@@ -986,9 +986,24 @@ agent = \"a\"
 ",
         server_section("")
     ));
-    let run = supervisor_tests::run_with_input(team.serve_command(), b"");
-    assert_eq!(run.code, Some(1), "{run}");
-    let err = run.err();
+    let mut serve = team.serve_command();
+    serve
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(team.path().join("serve.err")).unwrap());
+    let mut child = serve.spawn().unwrap();
+    let mut status = None;
+    wait_until(Duration::from_secs(20), || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    });
+    if status.is_none() {
+        child.kill().unwrap();
+        child.wait().unwrap();
+        panic!("the daemon started with a schedule that cannot fire");
+    }
+    let err = std::fs::read_to_string(team.path().join("serve.err")).unwrap();
+    assert_eq!(status.unwrap().code(), Some(1), "{err}");
     assert!(err.contains("schedule `typo`"), "{err}");
     assert!(err.contains("unknown time zone `Europe/Berln`"), "{err}");
     let check = team.cmd(&["config", "check"]);
