@@ -5,6 +5,10 @@
 //! (`target/<profile>/supervisor`); the README's test command builds it
 //! before the tests run.
 
+pub mod daemon;
+
+pub use daemon::{Daemon, Response, server_section, wait_until};
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
