@@ -61,6 +61,17 @@ pub enum Command {
     /// (READY=1, STOPPING=1, watchdog). SIGHUP reloads the config; SIGTERM
     /// drains: running runs get `[server] shutdown_grace`, then are stopped.
     Serve,
+    /// List the cron schedules with their next three firings
+    ///
+    /// Times are in each schedule's own time zone. A schedule whose
+    /// expression or time zone does not parse shows why, and the command
+    /// then exits 1 (after listing every schedule).
+    Schedules {
+        /// Print JSON: an array of {name, agent, cron, timezone, overlap,
+        /// next (RFC 3339 with offset), error (when it cannot fire)}
+        #[arg(long)]
+        json: bool,
+    },
     /// Past and current runs
     #[command(subcommand)]
     Runs(RunsCommand),

@@ -82,6 +82,7 @@ fn dispatch(cli: Cli) -> Result<u8> {
         }
         Command::Runs(RunsCommand::Show { id, json }) => commands::runs::show(&ctx, &id, json)?,
         Command::Runs(RunsCommand::Logs { id }) => commands::runs::logs(&ctx, &id)?,
+        Command::Schedules { json } => commands::schedules::list(&ctx, json)?,
         Command::Completions { .. } | Command::Serve => unreachable!("handled above"),
     }
     Ok(0)

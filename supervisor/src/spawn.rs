@@ -167,8 +167,9 @@ impl SpawnError {
 /// Starts the child: cleared environment, then `spec.env`, then `spec.secrets`;
 /// stdin, stdout and stderr piped; a new session (so its pid is also its process
 /// group id, the `pgid` the other functions take); `PR_SET_PDEATHSIG(SIGKILL)`;
-/// `RLIMIT_CORE` 0; `no_new_privs`; an empty signal mask; every descriptor above 2
-/// closed on exec; `setgroups`/`setgid`/`setuid` when `run_as` is set.
+/// `RLIMIT_CORE` 0; `no_new_privs`; an empty signal mask; no ambient capabilities;
+/// every descriptor above 2 closed on exec; `setgroups`/`setgid`/`setuid` when
+/// `run_as` is set.
 ///
 /// Must be called inside a Tokio runtime, from a long-lived thread (a runtime worker
 /// or the main thread, never `spawn_blocking`): the kernel sends the parent-death
@@ -416,10 +417,11 @@ enum Step {
     WorkingDir,
     NoNewPrivs,
     SignalMask,
+    AmbientCaps,
 }
 
 impl Step {
-    const ALL: [Step; 9] = [
+    const ALL: [Step; 10] = [
         Step::Session,
         Step::Groups,
         Step::Gid,
@@ -429,6 +431,7 @@ impl Step {
         Step::WorkingDir,
         Step::NoNewPrivs,
         Step::SignalMask,
+        Step::AmbientCaps,
     ];
 
     fn from_byte(byte: u8) -> Option<Step> {
@@ -446,6 +449,7 @@ impl Step {
             Step::WorkingDir => "chdir",
             Step::NoNewPrivs => "PR_SET_NO_NEW_PRIVS",
             Step::SignalMask => "sigprocmask",
+            Step::AmbientCaps => "PR_CAP_AMBIENT_CLEAR_ALL",
         }
     }
 }
@@ -471,6 +475,22 @@ fn child_setup(s: &ChildSetup) -> io::Result<()> {
     let report = s.report.as_raw_fd();
     // SAFETY: setsid(2) is async-signal-safe and has no memory effects.
     check(report, Step::Session, unsafe { libc::setsid() })?;
+    // Capabilities given to the supervisor (systemd's AmbientCapabilities=, so
+    // that it may switch users) would pass through exec to the agent, which
+    // could then make itself root. Kernels before 4.3 have no ambient set.
+    // SAFETY: prctl(2) with integer arguments only.
+    let ret = unsafe {
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        )
+    };
+    if ret == -1 && io::Error::last_os_error().raw_os_error() != Some(libc::EINVAL) {
+        check(report, Step::AmbientCaps, ret)?;
+    }
     if let Some((uid, gid)) = s.ids {
         // SAFETY: setgroups(2) reads `groups.len()` ids from a live slice.
         let ret = unsafe { libc::setgroups(s.groups.len(), s.groups.as_ptr()) };
@@ -758,6 +778,82 @@ mod tests {
             .collect();
         assert_eq!(status["NoNewPrivs"], "1");
         assert_eq!(status["SigBlk"], "0000000000000000");
+    }
+
+    /// capset(2)'s header and one of its two data words (version 3).
+    #[repr(C)]
+    struct CapHeader {
+        version: u32,
+        pid: i32,
+    }
+
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    struct CapData {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+
+    const CAP_CHOWN: u32 = 0;
+
+    fn clear_ambient() -> libc::c_int {
+        // SAFETY: prctl(2) with integer arguments only.
+        unsafe {
+            libc::prctl(
+                libc::PR_CAP_AMBIENT,
+                libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+                0 as libc::c_ulong,
+                0 as libc::c_ulong,
+                0 as libc::c_ulong,
+            )
+        }
+    }
+
+    /// A supervisor given a capability (as systemd's AmbientCapabilities= does, to
+    /// switch users) must not hand it to its agents.
+    #[tokio::test(flavor = "current_thread")]
+    async fn ambient_capabilities_do_not_reach_the_child() {
+        if !is_root() {
+            eprintln!("skipped: raising an ambient capability needs root");
+            return;
+        }
+        // Capabilities belong to threads: this one, which also spawns the child.
+        let header = CapHeader {
+            version: 0x2008_0522,
+            pid: 0,
+        };
+        let mut data = [CapData::default(); 2];
+        // SAFETY: capget(2) reads the live header and fills the two live data words
+        // that version 3 uses.
+        let got = unsafe { libc::syscall(libc::SYS_capget, &raw const header, data.as_mut_ptr()) };
+        assert_eq!(got, 0);
+        data[0].inheritable |= 1 << CAP_CHOWN;
+        // SAFETY: capset(2) only reads the live header and data.
+        let set = unsafe { libc::syscall(libc::SYS_capset, &raw const header, data.as_ptr()) };
+        // SAFETY: prctl(2) with integer arguments only.
+        let raised = set == 0
+            && unsafe {
+                libc::prctl(
+                    libc::PR_CAP_AMBIENT,
+                    libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
+                    CAP_CHOWN as libc::c_ulong,
+                    0 as libc::c_ulong,
+                    0 as libc::c_ulong,
+                )
+            } == 0;
+        if !raised {
+            eprintln!("skipped: this system does not let root raise CAP_CHOWN");
+            return;
+        }
+        let own = std::fs::read_to_string("/proc/thread-self/status").unwrap();
+        assert!(own.contains("CapAmb:\t0000000000000001"), "{own}");
+
+        let cmd = argv(&["/bin/cat", "/proc/self/status"]);
+        let out = stdout_of(&spec(&cmd, &[])).await;
+        assert_eq!(clear_ambient(), 0);
+        let ambient = out.lines().find_map(|l| l.strip_prefix("CapAmb:"));
+        assert_eq!(ambient.map(str::trim), Some("0000000000000000"));
     }
 
     /// Spawns `sleep` from a thread of its own, lets that thread end, returns the pid.

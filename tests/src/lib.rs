@@ -5,9 +5,17 @@
 //! (`target/<profile>/supervisor`); the README's test command builds it
 //! before the tests run.
 
+pub mod daemon;
+
+pub use daemon::{Daemon, Response, server_section, wait_until};
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+
+/// The Linear and automation webhook helpers: a daemon child process, a
+/// fake Linear API, request signing.
+pub mod linear_support;
 
 /// The `supervisor` binary next to this test executable's folder.
 pub fn binary() -> PathBuf {

@@ -3,9 +3,24 @@
 use anyhow::Result;
 
 use crate::context::Context;
+use crate::fail::Failure;
 
 pub fn check(ctx: &Context) -> Result<()> {
     let c = &ctx.config;
+    // The config crate leaves cron expressions and time zones as text; the
+    // triggers crate parses them, as the daemon will.
+    let broken = supervisor_triggers::validate_schedules(c);
+    if !broken.is_empty() {
+        for (name, e) in &broken {
+            eprintln!("{}: schedule `{name}`: {e}", c.path.display());
+        }
+        return Err(Failure::new(format!(
+            "the config has {} schedule problem(s)",
+            broken.len()
+        ))
+        .hint("`supervisor schedules` shows each schedule's next firings once it parses")
+        .into());
+    }
     println!("config {} is valid", c.path.display());
     println!("  team     {}", c.team.name);
     println!("  state    {}", ctx.state_dir.display());
@@ -47,6 +62,16 @@ pub fn check(ctx: &Context) -> Result<()> {
             a.name,
             triggers.join(", "),
             secrets
+        );
+    }
+    for (i, s) in c.schedules.iter().enumerate() {
+        println!(
+            "  {}{} `{}` ({}) -> {}",
+            if i == 0 { "schedules " } else { "          " },
+            s.name,
+            s.cron,
+            s.timezone,
+            s.agent
         );
     }
     Ok(())

@@ -5,4 +5,5 @@ pub mod config;
 pub mod init;
 pub mod run;
 pub mod runs;
+pub mod schedules;
 pub mod secret;

@@ -10,6 +10,7 @@
 pub mod client;
 mod hooks;
 mod http;
+mod linear;
 mod metrics;
 mod notify;
 pub mod runner;
@@ -143,6 +144,7 @@ async fn run(global: &Global, ctx: Context) -> Result<()> {
         tracing::warn!(runs = ?lost, "runs left running by a previous supervisor are now marked lost");
     }
     let config = Arc::new(ctx.config.clone());
+    check_schedules(&config)?;
     let credentials = Arc::new(Credentials::load(&config)?);
     let engine = Engine {
         config: config.clone(),
@@ -190,6 +192,7 @@ async fn run(global: &Global, ctx: Context) -> Result<()> {
             _ = term.recv() => break,
             _ = int.recv() => break,
             _ = hup.recv() => match Context::load(global).and_then(|new| {
+                check_schedules(&new.config)?;
                 let credentials = Credentials::load(&new.config)?;
                 Ok((new, credentials))
             }) {
@@ -222,6 +225,26 @@ async fn run(global: &Global, ctx: Context) -> Result<()> {
     let _ = http.await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Refuses a config with a schedule that cannot fire, as `config check`
+/// does: started or reloaded with one, the daemon would silently never run it.
+fn check_schedules(config: &Config) -> Result<()> {
+    let broken = supervisor_triggers::validate_schedules(config);
+    if broken.is_empty() {
+        return Ok(());
+    }
+    let problems: Vec<String> = broken
+        .iter()
+        .map(|(name, e)| format!("schedule `{name}`: {e}"))
+        .collect();
+    Err(crate::fail::Failure::new(format!(
+        "{}: {}",
+        config.path.display(),
+        problems.join("; ")
+    ))
+    .hint("`supervisor schedules` shows each schedule's next firings once it parses")
+    .into())
 }
 
 /// Whether a process with this pid exists (another supervisor may be running runs).

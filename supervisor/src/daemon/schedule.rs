@@ -23,8 +23,9 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    /// Starts one task per schedule. Schedules that do not parse are
-    /// logged and skipped (`config check` reports them before a start).
+    /// Starts one task per schedule. The daemon refuses a config with a
+    /// schedule that does not parse; should one get here, it is logged and
+    /// skipped.
     pub fn start(schedules: &[Schedule], runner: &Arc<Runner>) -> Scheduler {
         let mut tasks = JoinSet::new();
         for s in schedules {

@@ -144,9 +144,7 @@ impl Engine {
             }
             Err(e) => return Err(e.into()),
         };
-        let redactor = Arc::new(Redactor::new(
-            secrets.iter().map(|s| (s.name.as_str(), &s.value)),
-        ));
+        let redactor = crate::redact::shared(secrets.iter().map(|s| (s.name.as_str(), &s.value)));
         record.detail = json!({
             "injected": injection.secrets,
             "missing": injection.missing,
@@ -419,9 +417,14 @@ impl RunHome {
         if let Some(r) = run_as {
             nix::unistd::chown(&path, Some(r.uid.into()), Some(r.gid.into()))
                 .with_context(|| format!("giving {} to the agent's user", path.display()))?;
-            // The agent's user must be able to reach its home through the state directory.
+            // The agent's user must be able to reach its home through the state
+            // directory: search permission on it and on tmp/, never listing.
+            // Everything else in them stays 0600 or 0700.
             use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&parent, std::fs::Permissions::from_mode(0o711))?;
+            for dir in [state_dir, parent.as_path()] {
+                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711))
+                    .with_context(|| format!("opening {} to the agent's user", dir.display()))?;
+            }
         }
         Ok(RunHome { path })
     }

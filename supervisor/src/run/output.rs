@@ -9,11 +9,19 @@ use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::mpsc;
+use zeroize::Zeroizing;
 
 use crate::redact::Redactor;
 
 /// How much redacted output is kept for replies.
 pub const TAIL_BYTES: usize = 8 * 1024;
+
+/// The first read buffer of each stream. It doubles, up to [`MAX_READ`], each
+/// time a read fills it: a hundred quiet agents cost little memory, and busy
+/// output still reaches the redactor in big chunks.
+const FIRST_READ: usize = 1024;
+/// The largest read buffer.
+const MAX_READ: usize = 16 * 1024;
 
 /// Which of the child's streams a chunk came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,9 +57,7 @@ pub async fn pump(
     to: mpsc::Sender<(Stream, Vec<u8>)>,
 ) -> u64 {
     let mut redacting = redactor.stream();
-    // Small enough that a hundred idle runs cost little memory, large
-    // enough that the redactor sees big chunks of busy output.
-    let mut buf = vec![0u8; 16 * 1024];
+    let mut buf = Zeroizing::new(vec![0u8; FIRST_READ]);
     let mut count = 0u64;
     loop {
         let n = match from.read(&mut buf).await {
@@ -62,6 +68,11 @@ pub async fn pump(
         count += redacting.push(&buf[..n], &mut out) as u64;
         if !out.is_empty() && to.send((stream, out)).await.is_err() {
             break;
+        }
+        if n == buf.len() && buf.len() < MAX_READ {
+            // A new buffer, not a reallocation: the old one, which held
+            // unredacted output, is zeroized as it is dropped.
+            buf = Zeroizing::new(vec![0u8; 2 * buf.len()]);
         }
     }
     let mut out = Vec::new();
