@@ -189,8 +189,9 @@ fn a_timeout_kills_what_ignores_sigterm_after_the_grace() {
     assert_eq!(team.last_run()["status"], "timed_out");
 }
 
-#[test]
-fn ctrl_c_stops_the_run_and_everything_it_started() {
+/// Sends `signal` to a running `supervisor run` of an agent with a grandchild;
+/// returns the supervisor's exit code once everything it started is gone.
+fn interrupt_run_with(signal: Signal) -> Option<i32> {
     let team = Team::new(AGENTS);
     let mut sup = start(&team, "family");
     let started = team.path().join("started");
@@ -199,11 +200,21 @@ fn ctrl_c_stops_the_run_and_everything_it_started() {
     let grandchild = pid_in(&team.path().join("grandchild.pid"));
     assert!(alive(agent) && alive(grandchild));
 
-    kill(Pid::from_raw(sup.id() as i32), Signal::SIGINT).unwrap();
+    kill(Pid::from_raw(sup.id() as i32), signal).unwrap();
     let status = sup.wait().unwrap();
-    assert_eq!(status.code(), Some(130));
     assert_gone(&[agent, grandchild]);
     assert_eq!(team.last_run()["status"], "interrupted");
+    status.code()
+}
+
+#[test]
+fn ctrl_c_stops_the_run_and_everything_it_started() {
+    assert_eq!(interrupt_run_with(Signal::SIGINT), Some(130));
+}
+
+#[test]
+fn sigterm_stops_the_run_and_exits_as_a_shell_would_report_it() {
+    assert_eq!(interrupt_run_with(Signal::SIGTERM), Some(143));
 }
 
 #[test]

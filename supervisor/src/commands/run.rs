@@ -1,6 +1,7 @@
 //! `supervisor run` and `supervisor scope`: a local run, or what one would receive.
 
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::Result;
@@ -45,9 +46,10 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<u8> {
     // Listen before anything is recorded or started: a Ctrl-C that killed
     // the process in between would leave the run marked running, its home
     // on disk and what the agent started alive.
+    let caught = Arc::new(AtomicI32::new(libc::SIGINT));
     let stop = {
         let _entered = runtime.enter();
-        interrupted()?
+        interrupted(caught.clone())?
     };
     let engine = engine(ctx, true)?;
     let outcome = runtime.block_on(engine.execute(req, Echo::Terminal, stop, |_| {}))?;
@@ -72,7 +74,12 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<u8> {
     if args.json {
         println!("{}", serde_json::to_string(record)?);
     }
-    Ok(outcome.exit_code().clamp(0, 255) as u8)
+    let code = match record.status {
+        // As a shell reports it: 128 + the signal that stopped us.
+        RunStatus::Interrupted => 128 + caught.load(Ordering::SeqCst),
+        _ => outcome.exit_code(),
+    };
+    Ok(code.clamp(0, 255) as u8)
 }
 
 fn describe(status: &RunStatus) -> String {
@@ -85,16 +92,17 @@ fn describe(status: &RunStatus) -> String {
 }
 
 /// Catches SIGINT and SIGTERM from now on; the future resolves on the
-/// first. Needs a runtime context.
-fn interrupted() -> std::io::Result<impl Future<Output = ()>> {
+/// first and leaves its number in `caught`. Needs a runtime context.
+fn interrupted(caught: Arc<AtomicI32>) -> std::io::Result<impl Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut int = signal(SignalKind::interrupt())?;
     let mut term = signal(SignalKind::terminate())?;
     Ok(async move {
-        tokio::select! {
-            _ = int.recv() => {}
-            _ = term.recv() => {}
-        }
+        let signal = tokio::select! {
+            _ = int.recv() => libc::SIGINT,
+            _ = term.recv() => libc::SIGTERM,
+        };
+        caught.store(signal, Ordering::SeqCst);
     })
 }
 
