@@ -180,10 +180,30 @@ impl Store {
         })
     }
 
-    /// Records how a run ended, with a `run.end` audit entry.
+    /// Records how a run ended, with a `run.end` audit entry. Notes added
+    /// while the run was going (a reply that failed as it started) are kept.
     pub fn finish_run(&mut self, run: &RunRecord) -> Result<()> {
         let (code, signal, reason) = run.status.columns();
         self.write(|tx| {
+            let stored: Option<String> = tx
+                .query_row("SELECT detail FROM runs WHERE id = ?1", [&run.id], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            let mut detail = run.detail.clone();
+            let noted = stored
+                .and_then(|d| serde_json::from_str::<serde_json::Value>(&d).ok())
+                .and_then(|mut d| d.get_mut("notes").map(serde_json::Value::take))
+                .and_then(|n| match n {
+                    serde_json::Value::Array(a) if !a.is_empty() => Some(a),
+                    _ => None,
+                });
+            if let Some(mut notes) = noted {
+                if let Some(own) = detail["notes"].as_array() {
+                    notes.extend(own.iter().cloned());
+                }
+                detail["notes"] = serde_json::Value::Array(notes);
+            }
             let changed = tx.execute(
                 "UPDATE runs SET status = ?2, exit_code = ?3, signal = ?4, reason = ?5, ended_at = ?6, log_bytes = ?7, redactions = ?8, detail = ?9 WHERE id = ?1",
                 params![
@@ -195,7 +215,7 @@ impl Store {
                     run.ended_at.map(format_time),
                     run.log_bytes as i64,
                     run.redactions as i64,
-                    run.detail.to_string(),
+                    detail.to_string(),
                 ],
             )?;
             if changed == 0 {
@@ -387,5 +407,27 @@ mod tests {
             json!(["reply failed: not_in_channel", "second"])
         );
         assert!(s.note_run("nope", "x").is_err());
+    }
+
+    #[test]
+    fn notes_made_while_a_run_goes_survive_its_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::init(dir.path(), &MasterKey::from_bytes([6; 32])).unwrap();
+        let mut r = record("r1", "a");
+        s.start_run(&r, &json!({})).unwrap();
+        s.note_run("r1", "start reply failed").unwrap();
+        r.status = RunStatus::Succeeded;
+        r.ended_at = Some(crate::now());
+        r.detail["exit_status"] = json!("exit status: 0");
+        s.finish_run(&r).unwrap();
+        let got = s.get_run("r1").unwrap();
+        assert_eq!(got.detail["notes"], json!(["start reply failed"]));
+        assert_eq!(got.detail["exit_status"], "exit status: 0");
+        assert_eq!(got.detail["injected"], r.detail["injected"]);
+        s.note_run("r1", "end reply failed").unwrap();
+        assert_eq!(
+            s.get_run("r1").unwrap().detail["notes"],
+            json!(["start reply failed", "end reply failed"])
+        );
     }
 }
