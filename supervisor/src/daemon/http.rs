@@ -29,6 +29,7 @@ pub fn router(daemon: Arc<Daemon>, body_limit: usize) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .merge(super::hooks::routes())
+        .merge(super::slack::routes())
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(daemon)
 }

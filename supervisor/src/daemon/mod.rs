@@ -14,6 +14,7 @@ mod metrics;
 mod notify;
 pub mod runner;
 mod schedule;
+mod slack;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
