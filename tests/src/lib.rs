@@ -255,3 +255,6 @@ pub fn run_with_input(mut cmd: Command, input: &[u8]) -> Run {
 pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
 }
+
+pub mod fake_api;
+pub mod slack_support;
