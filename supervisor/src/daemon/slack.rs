@@ -219,7 +219,8 @@ async fn receive(
     let decision = slack::route(&mention, &config, None);
     if needs_email(&mention, &config, &decision) {
         // users.info is a Web API call: never inside the handler.
-        tokio::spawn(async move {
+        let runtime = d.runner.runtime().clone();
+        runtime.spawn(async move {
             let email = match state.api(&config, credentials) {
                 Some(api) => match mention.user.as_deref() {
                     Some(user) => state.email_of(&api, user).await,
@@ -302,7 +303,7 @@ fn act(
                 return;
             };
             let channel = mention.channel.clone();
-            tokio::spawn(async move {
+            d.runner.runtime().spawn(async move {
                 if let Err(e) = api.post(&channel, &thread_ts, &text).await {
                     tracing::warn!(%channel, error = %e, "Slack reply failed");
                 }
