@@ -150,9 +150,13 @@ async fn receive(
         slack::MAX_BODY.min(usize::try_from(config.server.body_limit).unwrap_or(usize::MAX));
     let body = match read_body(body, limit).await {
         Ok(b) => b,
-        Err(response) => {
+        Err(response) if response.status() == StatusCode::PAYLOAD_TOO_LARGE => {
             metrics.webhook("slack", "too_large");
             return no_retry(response);
+        }
+        Err(response) => {
+            metrics.webhook("slack", "slow_body");
+            return response;
         }
     };
     if let Err(e) = slack::verify(
