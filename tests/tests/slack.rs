@@ -707,3 +707,32 @@ fn with_slack_down_the_run_completes_and_records_the_failed_replies() {
     let show = s.run_show(id);
     assert_eq!(show["status"], "succeeded");
 }
+
+#[test]
+fn a_reply_slack_refuses_is_noted_on_the_run() {
+    let mut s = Slack::new();
+    s.fake.respond(
+        "/chat.postMessage",
+        Response::json(200, &json!({"ok": false, "error": "not_in_channel"})),
+    );
+    s.start();
+    s.send_ok(&mention("EvREFUSE01", ALICE, "<@U0OURBOT01> go", None));
+    let runs = s.wait_runs(1);
+    assert_eq!(runs[0]["status"], "succeeded");
+    let id = runs[0]["id"].as_str().unwrap();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let detail = s.run_show(id)["detail"].clone();
+        if let Some(notes) = detail["notes"].as_array().filter(|n| n.len() == 2) {
+            for n in notes {
+                let n = n.as_str().unwrap();
+                assert!(n.ends_with("chat.postMessage: not_in_channel"), "{n}");
+            }
+            break;
+        }
+        assert!(Instant::now() < deadline, "{detail:#}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Refused, not throttled: each reply was tried once.
+    assert_eq!(s.posts().len(), 2);
+}
