@@ -25,9 +25,18 @@ pub struct Serve {
 
 impl Serve {
     /// Starts the daemon of `team` (its config must listen on `addr`) and
-    /// waits until `/healthz` answers.
+    /// waits until it listens and `/healthz` answers.
     #[track_caller]
     pub fn start(team: &Team, addr: SocketAddr) -> Serve {
+        Serve::try_start(team, addr)
+            .unwrap_or_else(|log| panic!("supervisor serve exited early:\n{log}"))
+    }
+
+    /// Like [`Serve::start`], but a daemon that exits before it listens
+    /// (its port was taken meanwhile: [`free_addr`] can only release one)
+    /// is an `Err` with its log, for the caller to try another port.
+    #[track_caller]
+    pub fn try_start(team: &Team, addr: SocketAddr) -> Result<Serve, String> {
         let n = std::fs::read_dir(team.path())
             .map(|d| d.count())
             .unwrap_or(0);
@@ -46,22 +55,25 @@ impl Serve {
             addr,
             log,
         };
+        // Its own log says it listens: another process answering on a
+        // reused port must not pass for it.
+        let listening = format!("listening on {addr};");
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if let Ok(r) = http(addr, "GET", "/healthz", &[], b"") {
-                if r.status == 200 {
-                    return serve;
-                }
-            }
             if let Some(status) = serve
                 .child
                 .as_mut()
                 .and_then(|c| c.try_wait().ok().flatten())
             {
-                panic!(
-                    "supervisor serve exited with {status}:\n{}",
-                    serve.log_text()
-                );
+                serve.child = None;
+                return Err(format!("exit {status}\n{}", serve.log_text()));
+            }
+            if serve.log_text().contains(&listening) {
+                if let Ok(r) = http(addr, "GET", "/healthz", &[], b"") {
+                    if r.status == 200 {
+                        return Ok(serve);
+                    }
+                }
             }
             assert!(
                 Instant::now() < deadline,

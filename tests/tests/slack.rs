@@ -107,11 +107,21 @@ impl Slack {
 
     /// Writes the config for a daemon listening on `addr` and starts it.
     fn start(&mut self) -> &Serve {
-        let addr = free_addr();
-        self.team
-            .write_config("supervisor.toml", "alice", &self.extra(addr));
-        self.serve = Some(Serve::start(&self.team, addr));
-        self.serve()
+        for _ in 0..5 {
+            let addr = free_addr();
+            self.team
+                .write_config("supervisor.toml", "alice", &self.extra(addr));
+            match Serve::try_start(&self.team, addr) {
+                Ok(serve) => {
+                    self.serve = Some(serve);
+                    return self.serve();
+                }
+                // Someone took the port between free_addr and the bind.
+                Err(log) if log.contains("listening on") => continue,
+                Err(log) => panic!("supervisor serve exited early:\n{log}"),
+            }
+        }
+        panic!("no free port for the daemon after 5 tries");
     }
 
     fn extra(&self, addr: SocketAddr) -> String {
