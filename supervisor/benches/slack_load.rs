@@ -12,7 +12,8 @@
 //! `SLACK_BENCH_CONNECTIONS` (keep-alive connections, default 32),
 //! `SLACK_BENCH_MAX_RUNS` (`[server] max_concurrent_runs`, default 64),
 //! `SLACK_BENCH_BOTS=1` (mentions from a bot: acknowledged and ignored, no
-//! runs; measures the acknowledgement path alone).
+//! runs; measures the acknowledgement path alone), `SUPERVISOR_BIN` (the
+//! binary to start instead of the one cargo built).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -55,11 +56,11 @@ fn main() {
         .prefix("slack-load-")
         .tempdir()
         .expect("temp dir");
-    let listen = free_addr();
-    let config = write_config(dir.path(), listen, fake, max_runs);
-    let bin = PathBuf::from(env!("CARGO_BIN_EXE_supervisor"));
-    run_cli(&bin, &config, &["init"]);
-    let mut daemon = Daemon::start(&bin, &config, dir.path(), listen);
+    let bin = std::env::var_os("SUPERVISOR_BIN").map_or_else(
+        || PathBuf::from(env!("CARGO_BIN_EXE_supervisor")),
+        PathBuf::from,
+    );
+    let (listen, config, mut daemon) = start_daemon(&bin, dir.path(), fake, max_runs);
 
     println!(
         "slack_load: {connections} connections, {secs} s per rate, 1 in 5 a retry; {}",
@@ -174,6 +175,31 @@ default_agent = "noop"
     path
 }
 
+/// Writes a config and starts the daemon on a free port, trying another
+/// port when the one picked was taken before the daemon could bind it.
+fn start_daemon(
+    bin: &Path,
+    dir: &Path,
+    fake: SocketAddr,
+    max_runs: usize,
+) -> (SocketAddr, PathBuf, Daemon) {
+    let mut initialised = false;
+    for _ in 0..5 {
+        let listen = free_addr();
+        let config = write_config(dir, listen, fake, max_runs);
+        if !initialised {
+            run_cli(bin, &config, &["init"]);
+            initialised = true;
+        }
+        match Daemon::start(bin, &config, dir, listen) {
+            Ok(d) => return (listen, config, d),
+            Err(log) if log.contains("listening on") => continue,
+            Err(log) => panic!("the daemon did not start:\n{log}"),
+        }
+    }
+    panic!("no free port for the daemon after 5 tries");
+}
+
 fn run_cli(bin: &Path, config: &Path, args: &[&str]) -> String {
     let out = Command::new(bin)
         .arg("--config")
@@ -204,31 +230,38 @@ struct Daemon {
 }
 
 impl Daemon {
-    fn start(bin: &Path, config: &Path, dir: &Path, listen: SocketAddr) -> Daemon {
+    /// Starts the daemon; `Err` with its log when it exits before listening.
+    fn start(bin: &Path, config: &Path, dir: &Path, listen: SocketAddr) -> Result<Daemon, String> {
         let log = std::fs::File::create(dir.join("serve.log")).expect("log file");
         let mut child = Command::new(bin)
             .arg("--config")
             .arg(config)
             .arg("serve")
             .env_remove("SUPERVISOR_CONFIG")
+            // The readiness line is logged at info.
+            .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .spawn()
             .expect("start supervisor serve");
+        // Its own log says it listens: another process on a reused port
+        // must not pass for it.
+        let listening = format!("listening on {listen};");
         let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(listen).is_err() {
+        loop {
+            let log = std::fs::read_to_string(dir.join("serve.log")).unwrap_or_default();
+            if log.contains(&listening) {
+                return Ok(Daemon { child });
+            }
             let exited = child.try_wait().ok().flatten();
             if exited.is_some() || Instant::now() > deadline {
                 let _ = child.kill();
-                panic!(
-                    "the daemon did not listen ({exited:?}):\n{}",
-                    std::fs::read_to_string(dir.join("serve.log")).unwrap_or_default()
-                );
+                let _ = child.wait();
+                return Err(log);
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        Daemon { child }
     }
 
     fn stop(&mut self) -> std::process::ExitStatus {
@@ -317,6 +350,8 @@ fn mention(event_id: &str, n: u64, bot: bool) -> Vec<u8> {
 struct Sent {
     latency: Duration,
     status: Option<u16>,
+    /// Why it failed, when it did.
+    failure: Option<String>,
     duplicate_sent: bool,
     duplicate_seen: bool,
 }
@@ -329,6 +364,7 @@ struct Phase {
     dup_acked: u64,
     unique_acked: u64,
     errors: usize,
+    first_error: Option<String>,
     elapsed: Duration,
     latencies: Vec<Duration>,
 }
@@ -356,6 +392,9 @@ impl Phase {
             l.last().map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0),
             self.errors
         );
+        if let Some(e) = &self.first_error {
+            println!("       first error: {e}");
+        }
     }
 }
 
@@ -425,15 +464,21 @@ async fn phase(
             })
             .await;
             let latency = due.elapsed();
-            let (status, seen) = match res {
-                Ok(Ok((status, body))) => {
-                    (Some(status), body.windows(9).any(|w| w == b"duplicate"))
-                }
-                _ => (None, false),
+            let (status, seen, failure) = match res {
+                Ok(Ok((status, body))) => (
+                    Some(status),
+                    body.windows(9).any(|w| w == b"duplicate"),
+                    (status != 200).then(|| {
+                        format!("HTTP {status}: {}", String::from_utf8_lossy(&body).trim())
+                    }),
+                ),
+                Ok(Err(e)) => (None, false, Some(e.to_string())),
+                Err(_) => (None, false, Some("no answer within 10 s".into())),
             };
             let _ = tx.send(Sent {
                 latency,
                 status,
+                failure,
                 duplicate_sent: duplicate,
                 duplicate_seen: seen,
             });
@@ -458,7 +503,12 @@ async fn phase(
                     p.unique_acked += 1;
                 }
             }
-            _ => p.errors += 1,
+            _ => {
+                p.errors += 1;
+                if p.first_error.is_none() {
+                    p.first_error = s.failure;
+                }
+            }
         }
     }
     p.elapsed = start.elapsed();
