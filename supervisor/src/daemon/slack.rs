@@ -4,10 +4,11 @@
 //!
 //! Invariants: nothing is parsed before the signature and timestamp check;
 //! a delivery (`event_id`) starts at most one run, also across retries and
-//! daemon restarts (the claim lives in the store); the handler answers
-//! without waiting for a run or for Slack's Web API, since Slack retries
-//! after 3 s; a failed reply never changes a run, it is noted on it; every
-//! reply that quotes a run passes that run's redactor.
+//! daemon restarts: it is claimed in the store before anything starts; the
+//! handler answers without waiting for the store, a run or Slack's Web API
+//! (Slack retries after 3 s), so that claim, routing and the run happen in
+//! the background; a failed reply never changes a run, it is noted on it;
+//! every reply that quotes a run passes that run's redactor.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -41,6 +42,12 @@ use crate::run::{Outcome, RunRequest, redact_text};
 /// (about immediately, after 1 min and after 5 min); an hour covers that
 /// with room to spare, also across a restart.
 pub const DEDUPE_TTL_SECS: u64 = 3600;
+/// How long the endpoint itself remembers a delivery, to answer Slack's
+/// retries (about immediately, after 1 and after 5 minutes) at once. Only
+/// a shortcut: the claim in the store decides.
+const RECENT_TTL: Duration = Duration::from_secs(10 * 60);
+/// Deliveries remembered before expired ones are dropped.
+const RECENT_MAX: usize = 100_000;
 /// How long a `users.info` answer is trusted.
 const EMAIL_TTL: Duration = Duration::from_secs(3600);
 /// Cached `users.info` answers kept before expired ones are dropped.
@@ -77,9 +84,38 @@ struct SlackState {
     client: Mutex<Option<(String, Arc<Client>)>>,
     /// Profile emails by Slack user id, with when they were looked up.
     emails: Mutex<HashMap<String, (Option<String>, Instant)>>,
+    /// Deliveries seen lately, by `event_id`.
+    recent: Mutex<HashMap<String, Instant>>,
 }
 
 impl SlackState {
+    /// Notes a delivery; `false` when it was seen within [`RECENT_TTL`].
+    fn first_sight(&self, event_id: &str) -> bool {
+        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        if recent
+            .get(event_id)
+            .is_some_and(|at| at.elapsed() < RECENT_TTL)
+        {
+            return false;
+        }
+        if recent.len() >= RECENT_MAX {
+            recent.retain(|_, at| at.elapsed() < RECENT_TTL);
+            if recent.len() >= RECENT_MAX {
+                // A flood: the store still dedupes what is forgotten here.
+                recent.clear();
+            }
+        }
+        recent.insert(event_id.to_owned(), Instant::now());
+        true
+    }
+
+    fn forget(&self, event_id: &str) {
+        self.recent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(event_id);
+    }
+
     /// A client for `config`'s API base (rebuilt when a reload changes it)
     /// with the bot token of `credentials`.
     fn api(&self, config: &Config, credentials: Arc<Credentials>) -> Option<SlackApi> {
@@ -190,8 +226,31 @@ async fn receive(
         }
     };
 
-    // Claimed before anything else: a retry of a delivery we answered must
-    // neither run nor reply twice.
+    if !state.first_sight(&mention.event_id) {
+        metrics.webhook("slack", "duplicate");
+        tracing::debug!(
+            event_id = %mention.event_id,
+            retry = header_str(&headers, "X-Slack-Retry-Num").unwrap_or("-"),
+            "duplicate Slack delivery"
+        );
+        return plain(StatusCode::OK, "duplicate delivery: already handled");
+    }
+    let runtime = d.runner.runtime().clone();
+    runtime.spawn(handle_mention(d, state, config, credentials, mention));
+    plain(StatusCode::OK, "ok")
+}
+
+/// Claims a delivery in the store, then decides and acts on it.
+async fn handle_mention(
+    d: Arc<Daemon>,
+    state: Arc<SlackState>,
+    config: Arc<Config>,
+    credentials: Arc<Credentials>,
+    mention: Box<Mention>,
+) {
+    let metrics = &d.runner.metrics;
+    // Before anything starts: a retry that reaches a restarted daemon
+    // (which has forgotten what it answered) must start nothing.
     let claim = {
         let d = d.clone();
         let key = mention.event_id.clone();
@@ -201,44 +260,33 @@ async fn receive(
         Ok(Ok(true)) => {}
         Ok(Ok(false)) => {
             metrics.webhook("slack", "duplicate");
-            tracing::debug!(
-                event_id = %mention.event_id,
-                retry = header_str(&headers, "X-Slack-Retry-Num").unwrap_or("-"),
-                "duplicate Slack delivery"
-            );
-            return plain(StatusCode::OK, "duplicate delivery: already handled");
+            tracing::debug!(event_id = %mention.event_id, "Slack delivery claimed before a restart");
+            return;
         }
         Ok(Err(e)) => {
-            tracing::error!(error = %format!("{e:#}"), "could not record a Slack delivery");
+            state.forget(&mention.event_id);
             metrics.webhook("slack", "store_error");
-            return plain(StatusCode::SERVICE_UNAVAILABLE, "try again");
+            tracing::error!(event_id = %mention.event_id, error = %format!("{e:#}"), "could not claim a Slack delivery; it is dropped");
+            return;
         }
         Err(e) => {
-            tracing::error!(error = %e, "could not record a Slack delivery");
+            state.forget(&mention.event_id);
             metrics.webhook("slack", "store_error");
-            return plain(StatusCode::SERVICE_UNAVAILABLE, "try again");
+            tracing::error!(event_id = %mention.event_id, error = %e, "could not claim a Slack delivery; it is dropped");
+            return;
         }
     }
 
-    let decision = slack::route(&mention, &config, None);
+    let mut email = None;
+    let mut decision = slack::route(&mention, &config, None);
     if needs_email(&mention, &config, &decision) {
-        // users.info is a Web API call: never inside the handler.
-        let runtime = d.runner.runtime().clone();
-        runtime.spawn(async move {
-            let email = match state.api(&config, credentials) {
-                Some(api) => match mention.user.as_deref() {
-                    Some(user) => state.email_of(&api, user).await,
-                    None => None,
-                },
-                None => None,
-            };
-            let decision = slack::route(&mention, &config, email.as_deref());
-            act(&d, &state, &config, &mention, email.as_deref(), decision);
-        });
-    } else {
-        act(&d, &state, &config, &mention, None, decision);
+        if let (Some(api), Some(user)) = (state.api(&config, credentials), mention.user.as_deref())
+        {
+            email = state.email_of(&api, user).await;
+            decision = slack::route(&mention, &config, email.as_deref());
+        }
     }
-    plain(StatusCode::OK, "ok")
+    act(&d, &state, &config, &mention, email.as_deref(), decision);
 }
 
 /// Whether the mention's author maps to no member by Slack id while some
