@@ -15,7 +15,9 @@ use std::process::{Command, Output, Stdio};
 
 /// The Linear and automation webhook helpers: a daemon child process, a
 /// fake Linear API, request signing.
+pub mod fake_api;
 pub mod linear_support;
+pub mod slack_support;
 
 /// The `supervisor` binary next to this test executable's folder.
 pub fn binary() -> PathBuf {

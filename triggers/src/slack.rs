@@ -212,7 +212,7 @@ pub fn route(mention: &Mention, config: &Config, email_of: Option<&str>) -> Deci
                 "thread_ts": thread_ts,
                 "ts": mention.ts,
                 "user": user,
-                "text": mention.text,
+                "text": unescape(text.trim()),
             }
         }),
         reply_to: Some(ReplyTarget::Slack {

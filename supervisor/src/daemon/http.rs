@@ -30,6 +30,7 @@ pub fn router(daemon: Arc<Daemon>, body_limit: usize) -> Router {
         .route("/metrics", get(metrics))
         .merge(super::hooks::routes())
         .merge(super::linear::routes())
+        .merge(super::slack::routes())
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(daemon)
 }
@@ -70,6 +71,38 @@ pub fn plain(status: StatusCode, text: &str) -> Response {
         format!("{text}\n"),
     )
         .into_response()
+}
+
+/// Runs [`serve`] on a thread of its own with a single-threaded runtime, so
+/// that answering a request never waits behind the run engine's work
+/// (process spawns, store writes) on the main runtime's workers; Slack
+/// retries a request that is not answered within 3 s. The returned future
+/// resolves once the listener has stopped.
+pub fn spawn_listener(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    drain: Duration,
+) -> std::io::Result<impl std::future::Future<Output = ()>> {
+    let listener = listener.into_std()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (done, stopped) = tokio::sync::oneshot::channel::<()>();
+    std::thread::Builder::new()
+        .name("http".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                match TcpListener::from_std(listener) {
+                    Ok(listener) => serve(listener, app, shutdown, drain).await,
+                    Err(e) => tracing::error!(error = %e, "the HTTP listener could not start"),
+                }
+            });
+            let _ = done.send(());
+        })?;
+    Ok(async move {
+        let _ = stopped.await;
+    })
 }
 
 /// Accepts connections until `shutdown` resolves, then lets the requests in

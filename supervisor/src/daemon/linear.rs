@@ -151,7 +151,8 @@ async fn receive(
         Decision::Reply(text) => {
             metrics.webhook(SOURCE, "unknown_user");
             if let Some(issue) = issue_of(&webhook) {
-                tokio::spawn(async move {
+                // On the run runtime: the listener's thread stops first at shutdown.
+                d.runner.runtime().spawn(async move {
                     if let Err(e) = api.comment(&issue, &text).await {
                         tracing::warn!(error = %e, %issue, "could not answer on the Linear issue");
                     }
@@ -310,7 +311,13 @@ impl Replier for LinearReplier {
 
     fn finished(&self, outcome: &Outcome) -> ReplyFuture {
         let inner = self.inner.clone();
+        // The tail is redacted already; the whole comment passes the run's
+        // redactor once more, as every reply that quotes a run does.
         let text = finished_text(&inner.agent, outcome);
+        let text = match &outcome.redactor {
+            Some(r) => crate::run::redact_text(r, &text),
+            None => text,
+        };
         // A refused run never started, so no start comment is coming.
         let started = !matches!(outcome.record.status, RunStatus::Rejected { .. });
         Box::pin(async move {
@@ -419,6 +426,7 @@ mod tests {
                 detail: json!({}),
             },
             tail: tail.into(),
+            redactor: None,
         }
     }
 

@@ -15,6 +15,7 @@ mod metrics;
 mod notify;
 pub mod runner;
 mod schedule;
+mod slack;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -165,14 +166,14 @@ async fn run(global: &Global, ctx: Context) -> Result<()> {
     let addr = listener.local_addr()?;
     let app = http::router(daemon.clone(), server.body_limit as usize);
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
-    let http = tokio::spawn(http::serve(
+    let http = http::spawn_listener(
         listener,
         app,
         async {
             let _ = http_stopped.await;
         },
         server.shutdown_grace,
-    ));
+    )?;
     let mut scheduler = Scheduler::start(&config.schedules, &runner);
     tokio::spawn(notify::watchdog());
 
@@ -222,7 +223,7 @@ async fn run(global: &Global, ctx: Context) -> Result<()> {
     scheduler.stop();
     let _ = stop_http.send(());
     runner.shutdown(config.server.shutdown_grace).await;
-    let _ = http.await;
+    http.await;
     tracing::info!("stopped");
     Ok(())
 }

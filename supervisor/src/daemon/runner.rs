@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use supervisor_store::{RunRecord, RunStatus};
+use tokio::runtime::Handle;
 use tokio::sync::{Semaphore, watch};
 
 use super::metrics::Metrics;
@@ -58,9 +59,13 @@ pub struct Runner {
     /// Submitted runs not yet finished (waiting or running).
     active: watch::Sender<usize>,
     pub metrics: Arc<Metrics>,
+    /// The runtime runs go to, whichever thread submits them (the HTTP
+    /// listener has a runtime of its own).
+    runtime: Handle,
 }
 
 impl Runner {
+    /// Must be called inside the runtime that is to run the runs.
     pub fn new(engine: Engine, metrics: Arc<Metrics>) -> Arc<Runner> {
         let server = &engine.config.server;
         Arc::new(Runner {
@@ -72,6 +77,7 @@ impl Runner {
             phase: watch::Sender::new(Phase::Accepting),
             active: watch::Sender::new(0),
             metrics,
+            runtime: Handle::current(),
         })
     }
 
@@ -81,6 +87,11 @@ impl Runner {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// The runs' runtime, for work that belongs with them (replies).
+    pub fn runtime(&self) -> &Handle {
+        &self.runtime
     }
 
     /// Swaps in a reloaded config; running runs keep the one they started with.
@@ -133,7 +144,7 @@ impl Runner {
             .store(self.waiting() as u64, Ordering::Relaxed);
         self.active.send_modify(|n| *n += 1);
         let me = self.clone();
-        tokio::spawn(async move {
+        self.runtime.spawn(async move {
             me.run(req, replier).await;
             me.active.send_modify(|n| *n -= 1);
         });
@@ -156,7 +167,8 @@ impl Runner {
                 );
                 if let Some(r) = replier {
                     let me = self.clone();
-                    tokio::spawn(async move { me.reply_finished(r, outcome).await });
+                    self.runtime
+                        .spawn(async move { me.reply_finished(r, outcome).await });
                 }
             }
             Err(e) => tracing::error!(error = %e, "could not record a refused run"),

@@ -56,6 +56,9 @@ pub struct Outcome {
     pub record: RunRecord,
     /// The last few KiB of redacted output, for replies.
     pub tail: String,
+    /// The run's redactor, for replies that quote the run (`None` when the
+    /// run was refused before any secret was opened).
+    pub redactor: Option<Arc<Redactor>>,
 }
 
 impl Outcome {
@@ -176,7 +179,7 @@ impl Engine {
                 &req,
                 &mut record,
                 &secrets,
-                redactor,
+                redactor.clone(),
                 &home,
                 run_as.as_ref(),
                 echo,
@@ -195,7 +198,11 @@ impl Engine {
         };
         record.ended_at = Some(supervisor_store::now());
         self.lock().finish_run(&record)?;
-        Ok(Outcome { record, tail })
+        Ok(Outcome {
+            record,
+            tail,
+            redactor: Some(redactor),
+        })
     }
 
     /// Records a run refused before it was planned (a full queue, a shutdown).
@@ -211,6 +218,7 @@ impl Engine {
         Ok(Outcome {
             record,
             tail: String::new(),
+            redactor: None,
         })
     }
 

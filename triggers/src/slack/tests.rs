@@ -291,7 +291,7 @@ fn a_member_mention_runs_the_default_agent_in_the_thread() {
                 "thread_ts": "1515449000.000100",
                 "ts": "1515449522.000016",
                 "user": "U061F7AUR",
-                "text": "<@U0LAN0Z89> please fix the build",
+                "text": "please fix the build",
             }}),
             reply_to: Some(ReplyTarget::Slack {
                 channel: "C123ABC456".into(),
@@ -326,6 +326,11 @@ fn the_first_word_can_name_the_agent() {
     let e = run(route(&m, &c, None));
     assert_eq!(e.agent, "deploy-helper");
     assert_eq!(e.prompt.as_deref(), Some("ship v2 & tell <#ops>"));
+    // The run context keeps the whole message, less the mention.
+    assert_eq!(
+        e.source["slack"]["text"],
+        "deploy-helper ship v2 & tell <#ops>"
+    );
     let e = run(route(
         &mention_with("<@U0LAN0Z89|agent>  deploy-helper: go", "U061F7AUR", None),
         &c,
