@@ -137,8 +137,8 @@ impl Validator<'_> {
             });
         }
         SlackConfig {
-            signing_secret: raw.signing_secret,
-            bot_token: raw.bot_token,
+            signing_secret: self.secret_ref(raw.signing_secret),
+            bot_token: self.secret_ref(raw.bot_token),
             bot_user,
             api_base: self.endpoint(raw.api_base, DEFAULT_SLACK_API_BASE, "api_base"),
             default_agent,
@@ -155,8 +155,8 @@ impl Validator<'_> {
             .filter_map(|r| self.linear_rule(r, agents, bot_user.is_some()))
             .collect();
         LinearConfig {
-            webhook_secret: raw.webhook_secret,
-            api_key: raw.api_key,
+            webhook_secret: self.secret_ref(raw.webhook_secret),
+            api_key: self.secret_ref(raw.api_key),
             api_url: self.endpoint(raw.api_url, DEFAULT_LINEAR_API_URL, "api_url"),
             bot_user,
             unknown_users: raw.unknown_users.unwrap_or_default(),
@@ -260,7 +260,7 @@ impl Validator<'_> {
             out.push(Webhook {
                 name: w.name.into_inner(),
                 agent: w.agent.into_inner(),
-                secret: w.secret,
+                secret: self.secret_ref(w.secret),
             });
         }
         out

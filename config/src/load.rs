@@ -282,6 +282,14 @@ impl Validator<'_> {
             .push(self.locator.problem(at.span().start, message, hint));
     }
 
+    /// A credential file named relative to the config file, like every path.
+    pub(crate) fn secret_ref(&self, r: SecretRef) -> SecretRef {
+        match r {
+            SecretRef::File(p) => SecretRef::File(self.path(&p.to_string_lossy())),
+            other => other,
+        }
+    }
+
     fn path(&self, p: &str) -> PathBuf {
         let p = Path::new(p);
         if p.is_absolute() {

@@ -658,3 +658,34 @@ fn integration_credentials_are_never_inline() {
     let (_, msg) = single_problem(&text);
     assert!(msg.contains("missing field `secret`"), "{msg}");
 }
+
+#[test]
+fn credential_files_are_relative_to_the_config_file() {
+    let text = r#"[team]
+name = "acme"
+
+[[agents]]
+name = "remediate"
+command = ["/bin/true"]
+triggers = ["webhook"]
+
+[[webhooks]]
+name = "alerts"
+agent = "remediate"
+secret = { file = "secrets/alerts" }
+
+[[webhooks]]
+name = "ci"
+agent = "remediate"
+secret = { file = "/run/ci.secret" }
+"#;
+    let c = parse(text).unwrap();
+    assert_eq!(
+        c.webhooks[0].secret,
+        SecretRef::File("/etc/supervisor/secrets/alerts".into())
+    );
+    assert_eq!(
+        c.webhooks[1].secret,
+        SecretRef::File("/run/ci.secret".into())
+    );
+}
