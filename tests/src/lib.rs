@@ -6,18 +6,17 @@
 //! before the tests run.
 
 pub mod daemon;
+/// A fake HTTP API that records what the daemon sends it (Slack, Linear).
+pub mod fake_api;
+pub mod http;
+pub mod signing;
 
-pub use daemon::{Daemon, Response, server_section, wait_until};
+pub use daemon::{Daemon, STOP_TIMEOUT, free_addr, server_section, wait_for, wait_until};
+pub use http::{NO_HEADERS, Response};
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-
-/// The Linear and automation webhook helpers: a daemon child process, a
-/// fake Linear API, request signing.
-pub mod fake_api;
-pub mod linear_support;
-pub mod slack_support;
 
 /// The `supervisor` binary next to this test executable's folder.
 pub fn binary() -> PathBuf {

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::Value;
-use supervisor_tests::Team;
-use supervisor_tests::linear_support::{Daemon, Response, request, wait_for, webhook_headers};
+use supervisor_tests::signing::{now_secs, webhook_headers};
+use supervisor_tests::{Daemon, Response, STOP_TIMEOUT, Team, wait_for};
 
 const HOOK_SECRET: &str = "whsec-alerts-e2e-4f1b";
 const TEAM_TOKEN: &str = "team-value-c0ffee12";
@@ -58,7 +58,7 @@ secret = {{ file = "alerts-secret" }}
         // Alice's personal secret exists: a webhook run must not get it.
         team.secret(&["--personal"], "ALICE_TOKEN", ALICE_TOKEN);
         team.secret(&["--team"], "TEAM_TOKEN", TEAM_TOKEN);
-        let daemon = Daemon::start(&team);
+        let daemon = team.serve_logging("info");
         Setup {
             team,
             daemon: Some(daemon),
@@ -71,10 +71,10 @@ secret = {{ file = "alerts-secret" }}
     }
 
     fn restart(&mut self) {
-        if let Some(d) = self.daemon.take() {
-            d.stop();
+        if let Some(mut d) = self.daemon.take() {
+            d.stop(STOP_TIMEOUT);
         }
-        self.daemon = Some(Daemon::start(&self.team));
+        self.daemon = Some(self.team.serve_logging("info"));
     }
 
     fn post(&self, name: &str, headers: &[(String, String)], body: &[u8]) -> Response {
@@ -83,7 +83,7 @@ secret = {{ file = "alerts-secret" }}
 
     /// Signs `body` now and sends it to `/hooks/alerts`.
     fn send(&self, body: &[u8]) -> (Vec<(String, String)>, Response) {
-        let headers = webhook_headers(HOOK_SECRET, now(), body);
+        let headers = webhook_headers(HOOK_SECRET, now_secs(), body);
         let r = self.post("alerts", &headers, body);
         (headers, r)
     }
@@ -132,17 +132,10 @@ impl Drop for Setup {
     }
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
 #[track_caller]
 fn assert_status(r: &Response, status: u16, text: &str) {
     assert_eq!(r.status, status, "{r:?}");
-    assert!(r.body.contains(text), "expected {text:?} in {r:?}");
+    assert!(r.text().contains(text), "expected {text:?} in {r:?}");
 }
 
 #[test]
@@ -211,7 +204,7 @@ fn binary_bodies_reach_the_agent_as_base64_without_a_prompt() {
 fn forged_old_replayed_and_oversized_requests_start_nothing() {
     let mut s = Setup::new();
     let body = br#"{"alert":"cpu high"}"#;
-    let ts = now();
+    let ts = now_secs();
 
     // Signed with another secret.
     let headers = webhook_headers("another-secret", ts, body);
@@ -239,7 +232,10 @@ fn forged_old_replayed_and_oversized_requests_start_nothing() {
     // Over 256 KiB, correctly signed: refused before it is read whole.
     let big = vec![b'a'; 256 * 1024 + 1];
     let headers = webhook_headers(HOOK_SECRET, ts, &big);
-    if let Ok(r) = request(s.daemon().addr, "POST", "/hooks/alerts", &headers, &big) {
+    if let Ok(r) = s
+        .daemon()
+        .try_request("POST", "/hooks/alerts", &headers, &big)
+    {
         assert_eq!(r.status, 413, "{r:?}");
     }
     // Exactly 256 KiB is accepted (not a prompt: too long).
