@@ -94,6 +94,20 @@ impl Team {
             other => panic!("runs list --json is not an array: {other}"),
         }
     }
+
+    /// Waits until exactly `n` runs exist and none is running, then returns
+    /// them oldest first. Panics after `timeout`, or as soon as there are
+    /// more than `n`.
+    #[track_caller]
+    pub fn finished_runs(&self, n: usize, timeout: Duration) -> Vec<serde_json::Value> {
+        let mut runs = wait_for(&format!("{n} finished runs"), timeout, || {
+            let runs = self.runs();
+            assert!(runs.len() <= n, "more runs than expected: {runs:#?}");
+            (runs.len() == n && runs.iter().all(|r| r["status"] != "running")).then_some(runs)
+        });
+        runs.reverse();
+        runs
+    }
 }
 
 /// A `supervisor serve` child process.

@@ -272,6 +272,25 @@ pub fn run_with_input(mut cmd: Command, input: &[u8]) -> Run {
     Run::from(out)
 }
 
+/// A NUL-separated environment dump (`env -0 > file`), as a map.
+pub fn read_env0(path: &Path) -> std::collections::HashMap<String, String> {
+    let raw = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    raw.split(|b| *b == 0)
+        .filter(|e| !e.is_empty())
+        .filter_map(|e| {
+            let e = String::from_utf8_lossy(e);
+            let (k, v) = e.split_once('=')?;
+            Some((k.to_owned(), v.to_owned()))
+        })
+        .collect()
+}
+
+/// A JSON file, parsed; panics when it is missing or not JSON.
+pub fn read_json(path: &Path) -> serde_json::Value {
+    let raw = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_slice(&raw).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
 /// The permission bits of a file or directory.
 pub fn mode(path: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;

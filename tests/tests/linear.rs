@@ -10,7 +10,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use supervisor_tests::fake_api::{FakeApi, Recorded, linear};
 use supervisor_tests::signing::{delivery_id, hmac_hex, linear_headers, now_ms};
-use supervisor_tests::{Daemon, NO_HEADERS, Response, STOP_TIMEOUT, Team, wait_for};
+use supervisor_tests::{
+    Daemon, NO_HEADERS, Response, STOP_TIMEOUT, Team, read_env0, read_json, wait_for,
+};
 
 const WEBHOOK_SECRET: &str = "lin_wh_e2e_signing_secret";
 const TEAM_TOKEN: &str = "team-value-7f3a9c2d";
@@ -142,42 +144,23 @@ agent = "fixer"
     }
 
     fn runs(&self) -> Vec<Value> {
-        let v = self
-            .team
-            .cmd(&["runs", "list", "--json", "--limit", "1000"])
-            .json();
-        v.as_array().unwrap().clone()
+        self.team.runs()
     }
 
     /// Waits for exactly `n` runs, all finished, oldest first.
     #[track_caller]
     fn finished_runs(&self, n: usize) -> Vec<Value> {
-        let mut runs = wait_for(&format!("{n} finished runs"), WAIT, || {
-            let runs = self.runs();
-            assert!(runs.len() <= n, "more runs than expected: {runs:#?}");
-            (runs.len() == n && runs.iter().all(|r| r["status"] != "running")).then_some(runs)
-        });
-        runs.reverse();
-        runs
+        self.team.finished_runs(n, WAIT)
     }
 
     /// The environment the agent of run `id` received.
     fn env_of(&self, id: &str) -> HashMap<String, String> {
-        let raw = std::fs::read(self.out.join(format!("{id}.env"))).unwrap();
-        raw.split(|b| *b == 0)
-            .filter(|e| !e.is_empty())
-            .filter_map(|e| {
-                let e = String::from_utf8_lossy(e);
-                let (k, v) = e.split_once('=')?;
-                Some((k.to_owned(), v.to_owned()))
-            })
-            .collect()
+        read_env0(&self.out.join(format!("{id}.env")))
     }
 
     /// The run context the agent of run `id` read on stdin.
     fn context_of(&self, id: &str) -> Value {
-        let raw = std::fs::read(self.out.join(format!("{id}.json"))).unwrap();
-        serde_json::from_slice(&raw).unwrap()
+        read_json(&self.out.join(format!("{id}.json")))
     }
 
     fn show(&self, id: &str) -> Value {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use supervisor_tests::signing::{now_secs, webhook_headers};
-use supervisor_tests::{Daemon, Response, STOP_TIMEOUT, Team, wait_for};
+use supervisor_tests::{Daemon, Response, STOP_TIMEOUT, Team, read_env0, read_json};
 
 const HOOK_SECRET: &str = "whsec-alerts-e2e-4f1b";
 const TEAM_TOKEN: &str = "team-value-c0ffee12";
@@ -89,39 +89,20 @@ secret = {{ file = "alerts-secret" }}
     }
 
     fn runs(&self) -> Vec<Value> {
-        let v = self
-            .team
-            .cmd(&["runs", "list", "--json", "--limit", "1000"])
-            .json();
-        v.as_array().unwrap().clone()
+        self.team.runs()
     }
 
     #[track_caller]
     fn finished_runs(&self, n: usize) -> Vec<Value> {
-        let mut runs = wait_for(&format!("{n} finished runs"), WAIT, || {
-            let runs = self.runs();
-            assert!(runs.len() <= n, "more runs than expected: {runs:#?}");
-            (runs.len() == n && runs.iter().all(|r| r["status"] != "running")).then_some(runs)
-        });
-        runs.reverse();
-        runs
+        self.team.finished_runs(n, WAIT)
     }
 
     fn env_of(&self, id: &str) -> HashMap<String, String> {
-        let raw = std::fs::read(self.out.join(format!("{id}.env"))).unwrap();
-        raw.split(|b| *b == 0)
-            .filter(|e| !e.is_empty())
-            .filter_map(|e| {
-                let e = String::from_utf8_lossy(e);
-                let (k, v) = e.split_once('=')?;
-                Some((k.to_owned(), v.to_owned()))
-            })
-            .collect()
+        read_env0(&self.out.join(format!("{id}.env")))
     }
 
     fn context_of(&self, id: &str) -> Value {
-        let raw = std::fs::read(self.out.join(format!("{id}.json"))).unwrap();
-        serde_json::from_slice(&raw).unwrap()
+        read_json(&self.out.join(format!("{id}.json")))
     }
 }
 
