@@ -8,12 +8,11 @@
 //! Run with `cargo bench -p supervisor --bench run` (or `scripts/bench run`); `RUN_BENCH_N` sets
 //! the number of iterations (default 200), `SUPERVISOR_BIN` another binary to time.
 
-use std::io::Write;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::sys::resource::{UsageWho, getrusage};
+use supervisor_tests::{Team, binary};
 
 const SECRETS: usize = 20;
 const WARMUP: usize = 10;
@@ -24,30 +23,10 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(200);
     let bin = binary();
-    let dir = tempfile::Builder::new()
-        .prefix("supervisor-bench-")
-        .tempdir()
-        .expect("temp dir");
-    let config = dir.path().join("supervisor.toml");
-    std::fs::write(&config, config_text()).expect("write config");
-
-    let supervisor = |args: &[&str]| {
-        let mut c = Command::new(&bin);
-        c.arg("--config")
-            .arg(&config)
-            .args(args)
-            .current_dir(dir.path())
-            .env_remove("SUPERVISOR_CONFIG")
-            .env_remove("CREDENTIALS_DIRECTORY")
-            .env_remove("STATE_DIRECTORY");
-        c
-    };
-    check(supervisor(&["init"]).stdout(Stdio::null()), b"");
+    let team = Team::new(AGENT);
     let values: Vec<String> = (1..=SECRETS).map(value).collect();
     for (i, v) in values.iter().enumerate() {
-        let name = format!("A{}", i + 1);
-        let mut cmd = supervisor(&["secret", "create", "--team", "--name", &name]);
-        check(cmd.stdout(Stdio::null()), v.as_bytes());
+        team.secret(&["--team"], &format!("A{}", i + 1), v);
     }
 
     let mut baseline = Command::new("/usr/bin/env");
@@ -56,7 +35,7 @@ fn main() {
         baseline.arg(format!("A{}={v}", i + 1));
     }
     baseline.arg("/bin/true");
-    let mut run = supervisor(&["run", "truth"]);
+    let mut run = team.command(&["run", "truth"]);
 
     for _ in 0..WARMUP {
         time(&mut baseline);
@@ -116,64 +95,18 @@ impl Samples {
     }
 }
 
-fn config_text() -> String {
-    let user = nix::unistd::User::from_uid(nix::unistd::getuid())
-        .ok()
-        .flatten()
-        .map(|u| u.name)
-        .expect("current user has a name");
-    format!(
-        r#"state_dir = "state"
-
-[team]
-name = "bench"
-
-[[members]]
-name = "bencher"
-unix_user = "{user}"
-admin = true
-
+/// The agent timed: it does nothing.
+const AGENT: &str = r#"
 [[agents]]
 name = "truth"
 command = ["/bin/true"]
 timeout = "10s"
 triggers = ["cli"]
-"#
-    )
-}
+"#;
 
 /// A value shaped like an API token, distinct per secret.
 fn value(i: usize) -> String {
     format!("tok_{i:02}_Q7vX2mR9tL4wK8zN3cH6dF1sJ5bY0eU2aP8o")
-}
-
-/// The `supervisor` binary cargo built for this bench (the release one), or `SUPERVISOR_BIN`.
-fn binary() -> PathBuf {
-    std::env::var_os("SUPERVISOR_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_supervisor")))
-}
-
-/// Runs `cmd` with `input` on stdin; panics unless it succeeds.
-fn check(cmd: &mut Command, input: &[u8]) {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start supervisor");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(input)
-        .expect("write stdin");
-    let out = child.wait_with_output().expect("wait");
-    assert!(
-        out.status.success(),
-        "{:?}: {}",
-        cmd.get_args().collect::<Vec<_>>(),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// Wall and CPU time of one run of `cmd`, start to reaped, output discarded.

@@ -16,22 +16,21 @@
 //! binary to start instead of the one cargo built).
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use hmac::{Hmac, KeyInit, Mac};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use sha2::Sha256;
+use supervisor_tests::signing::slack_signature;
+use supervisor_tests::{STOP_TIMEOUT, Team, server_section};
 
 const SECRET: &str = "bench-signing-secret-0123456789";
-const MEMBER_SLACK_ID: &str = "U0BENCH001";
+/// The Slack id of `alice`, a member of every test team.
+const MEMBER_SLACK_ID: &str = "U061F7AUR";
 
 fn main() {
     let rates: Vec<f64> = std::env::var("SLACK_BENCH_RATES")
@@ -52,15 +51,13 @@ fn main() {
     let posts = Arc::new(AtomicU64::new(0));
     let fake = rt.block_on(fake_slack(posts.clone()));
 
-    let dir = tempfile::Builder::new()
-        .prefix("slack-load-")
-        .tempdir()
-        .expect("temp dir");
-    let bin = std::env::var_os("SUPERVISOR_BIN").map_or_else(
-        || PathBuf::from(env!("CARGO_BIN_EXE_supervisor")),
-        PathBuf::from,
-    );
-    let (listen, config, mut daemon) = start_daemon(&bin, dir.path(), fake, max_runs);
+    let team = Team::uninitialised(&config(fake, max_runs));
+    std::fs::write(team.path().join("signing-secret"), SECRET).expect("write secret");
+    std::fs::write(team.path().join("bot-token"), "xoxb-bench").expect("write token");
+    team.cmd(&["init"]).ok();
+    // The readiness line is logged at info.
+    let mut daemon = team.serve_logging("info");
+    let listen = daemon.addr;
 
     println!(
         "slack_load: {connections} connections, {secs} s per rate, 1 in 5 a retry; {}",
@@ -85,7 +82,7 @@ fn main() {
     // Every run ends and answers twice in its thread before counting.
     let deadline = Instant::now() + Duration::from_secs(300);
     let runs = loop {
-        let runs = list_runs(&bin, &config);
+        let runs = team.runs();
         let running = runs.iter().filter(|r| r["status"] == "running").count();
         let want_posts = 2 * runs.len() as u64;
         if running == 0 && posts.load(Ordering::Relaxed) >= want_posts {
@@ -107,7 +104,7 @@ fn main() {
         totals.dups,
         posts.load(Ordering::Relaxed)
     );
-    let status = daemon.stop();
+    let status = daemon.stop(STOP_TIMEOUT);
     let expected_runs = if bots { 0 } else { totals.unique_acked };
     let ok = runs.len() as u64 == expected_runs && totals.dup_acked == totals.dups;
     if ok {
@@ -130,152 +127,27 @@ fn env_num(name: &str, default: f64) -> f64 {
         .unwrap_or(default)
 }
 
-fn free_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-}
-
-fn write_config(dir: &Path, listen: SocketAddr, fake: SocketAddr, max_runs: usize) -> PathBuf {
-    std::fs::write(dir.join("signing-secret"), SECRET).expect("write secret");
-    std::fs::write(dir.join("bot-token"), "xoxb-bench").expect("write token");
-    let (secret, token) = (dir.join("signing-secret"), dir.join("bot-token"));
-    let config = format!(
-        r#"state_dir = "state"
-
-[team]
-name = "bench"
-
-[[members]]
-name = "alice"
-slack_user = "{MEMBER_SLACK_ID}"
-admin = true
-
+/// The bench's config after the team's members: an agent that is
+/// `/bin/true` for every mention, replies going to the fake at `fake`.
+fn config(fake: SocketAddr, max_runs: usize) -> String {
+    let server = server_section(&format!(
+        "max_concurrent_runs = {max_runs}\nqueue_limit = 100000"
+    ));
+    format!(
+        r#"
 [[agents]]
 name = "noop"
 command = ["/bin/true"]
 triggers = ["slack"]
 
-[server]
-listen = "{listen}"
-max_concurrent_runs = {max_runs}
-queue_limit = 100000
-
+{server}
 [slack]
-signing_secret = {{ file = "{secret}" }}
-bot_token = {{ file = "{token}" }}
+signing_secret = {{ file = "signing-secret" }}
+bot_token = {{ file = "bot-token" }}
 api_base = "http://{fake}"
 default_agent = "noop"
-"#,
-        secret = secret.display(),
-        token = token.display(),
-    );
-    let path = dir.join("supervisor.toml");
-    std::fs::write(&path, config).expect("write config");
-    path
-}
-
-/// Writes a config and starts the daemon on a free port, trying another
-/// port when the one picked was taken before the daemon could bind it.
-fn start_daemon(
-    bin: &Path,
-    dir: &Path,
-    fake: SocketAddr,
-    max_runs: usize,
-) -> (SocketAddr, PathBuf, Daemon) {
-    let mut initialised = false;
-    for _ in 0..5 {
-        let listen = free_addr();
-        let config = write_config(dir, listen, fake, max_runs);
-        if !initialised {
-            run_cli(bin, &config, &["init"]);
-            initialised = true;
-        }
-        match Daemon::start(bin, &config, dir, listen) {
-            Ok(d) => return (listen, config, d),
-            Err(log) if log.contains("listening on") => continue,
-            Err(log) => panic!("the daemon did not start:\n{log}"),
-        }
-    }
-    panic!("no free port for the daemon after 5 tries");
-}
-
-fn run_cli(bin: &Path, config: &Path, args: &[&str]) -> String {
-    let out = Command::new(bin)
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .env_remove("SUPERVISOR_CONFIG")
-        .output()
-        .expect("run supervisor");
-    assert!(
-        out.status.success(),
-        "supervisor {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn list_runs(bin: &Path, config: &Path) -> Vec<serde_json::Value> {
-    let text = run_cli(
-        bin,
-        config,
-        &["runs", "list", "--json", "--limit", "100000000"],
-    );
-    serde_json::from_str::<Vec<serde_json::Value>>(&text).expect("runs list --json")
-}
-
-struct Daemon {
-    child: Child,
-}
-
-impl Daemon {
-    /// Starts the daemon; `Err` with its log when it exits before listening.
-    fn start(bin: &Path, config: &Path, dir: &Path, listen: SocketAddr) -> Result<Daemon, String> {
-        let log = std::fs::File::create(dir.join("serve.log")).expect("log file");
-        let mut child = Command::new(bin)
-            .arg("--config")
-            .arg(config)
-            .arg("serve")
-            .env_remove("SUPERVISOR_CONFIG")
-            // The readiness line is logged at info.
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("start supervisor serve");
-        // Its own log says it listens: another process on a reused port
-        // must not pass for it.
-        let listening = format!("listening on {listen};");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let log = std::fs::read_to_string(dir.join("serve.log")).unwrap_or_default();
-            if log.contains(&listening) {
-                return Ok(Daemon { child });
-            }
-            let exited = child.try_wait().ok().flatten();
-            if exited.is_some() || Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(log);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn stop(&mut self) -> std::process::ExitStatus {
-        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        self.child.wait().expect("wait for the daemon")
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+"#
+    )
 }
 
 /// A Slack Web API that answers every call at once and counts
@@ -318,15 +190,6 @@ async fn fake_slack(posts: Arc<AtomicU64>) -> SocketAddr {
         }
     });
     addr
-}
-
-fn sign(ts: &str, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).expect("key");
-    mac.update(b"v0:");
-    mac.update(ts.as_bytes());
-    mac.update(b":");
-    mac.update(body);
-    format!("v0={}", hex::encode(mac.finalize().into_bytes()))
 }
 
 fn mention(event_id: &str, n: u64, bot: bool) -> Vec<u8> {
@@ -442,7 +305,7 @@ async fn phase(
         }
         let body = mention(&last_id, *next_id, bots);
         let ts = chrono::Utc::now().timestamp().to_string();
-        let sig = sign(&ts, &body);
+        let sig = slack_signature(SECRET, &ts, &body);
         let mut req = hyper::Request::post(format!("http://{target}/slack/events"))
             .header("content-type", "application/json")
             .header("x-slack-request-timestamp", &ts)

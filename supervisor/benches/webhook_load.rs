@@ -22,10 +22,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use supervisor_tests::Team;
-use supervisor_tests::linear_support::{
-    Daemon, FakeLinear, delivery_id, linear_headers, now_ms, request, webhook_headers,
-};
+use supervisor_tests::fake_api::{FakeApi, linear};
+use supervisor_tests::http::request;
+use supervisor_tests::signing::{delivery_id, linear_headers, now_ms, webhook_headers};
+use supervisor_tests::{Daemon, STOP_TIMEOUT, Team};
 
 const LINEAR_SECRET: &str = "lin_wh_bench_secret_0123";
 const HOOK_SECRET: &str = "whsec-bench-0123456789";
@@ -156,7 +156,7 @@ fn run_phase(
                     let answer = request(addr, "POST", endpoint.name(), &r.headers, &r.body);
                     let latency = sent.elapsed();
                     let (status, answer) = match answer {
-                        Ok(a) => (a.status, a.body),
+                        Ok(a) => (a.status, a.text()),
                         Err(e) => (0, e.to_string()),
                     };
                     samples.lock().unwrap().push(Sample {
@@ -209,7 +209,8 @@ fn main() {
     let secs: f64 = env_or("WEBHOOK_BENCH_SECS", 3.0);
     let clients: usize = env_or("WEBHOOK_BENCH_CLIENTS", 64).max(1);
 
-    let fake = FakeLinear::start();
+    let fake = FakeApi::start();
+    fake.respond(linear::PATH, linear::comment_created());
     let config = format!(
         r#"
 [server]
@@ -226,7 +227,7 @@ triggers = ["linear", "webhook"]
 [linear]
 webhook_secret = {{ file = "linear-secret" }}
 api_key = {{ file = "linear-key" }}
-api_url = "{}"
+api_url = "{}{}"
 bot_user = "u-agent"
 
 [[linear.rules]]
@@ -239,14 +240,16 @@ name = "load"
 agent = "noop"
 secret = {{ file = "hook-secret" }}
 "#,
-        fake.url()
+        fake.url(),
+        linear::PATH
     );
     let team = Team::uninitialised(&config);
     std::fs::write(team.path().join("linear-secret"), LINEAR_SECRET).unwrap();
     std::fs::write(team.path().join("linear-key"), "lin_api_bench").unwrap();
     std::fs::write(team.path().join("hook-secret"), HOOK_SECRET).unwrap();
     team.cmd(&["init"]).ok();
-    let daemon = Daemon::start(&team);
+    // The config logs warnings only; the harness reads the address from an info line.
+    let mut daemon = team.serve_logging("info");
 
     println!(
         "webhook load: {secs} s per rate, {clients} client threads, one request in {DUPLICATE_EVERY} a duplicate, agent /bin/true"
@@ -379,7 +382,7 @@ secret = {{ file = "hook-secret" }}
     if got != comments {
         failed = true;
     }
-    daemon.stop();
+    daemon.stop(STOP_TIMEOUT);
     if failed {
         eprintln!("webhook load: FAILED");
         std::process::exit(1);

@@ -1,10 +1,10 @@
-//! A running `supervisor serve` for end-to-end tests: started on a port the
-//! kernel picks on 127.0.0.1 (read back from its "listening on" log line),
-//! ready once `/healthz` answers, killed when dropped. Also a small HTTP/1.1
-//! client over `std::net::TcpStream`, enough for the daemon's endpoints.
+//! A running `supervisor serve` for end-to-end tests and benchmarks: started
+//! on a port the kernel picks on 127.0.0.1 (read back from its own
+//! "listening on" log line, so another process on a reused port cannot pass
+//! for it), ready once `/healthz` answers, killed when dropped.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -13,9 +13,20 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 use crate::Team;
+use crate::http::{NO_HEADERS, Response, request};
 
 /// How long a daemon may take to start listening.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long [`Daemon::stop`] callers usually let the daemon take.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A free port on 127.0.0.1 (bound, then released): for an address where
+/// nothing listens.
+pub fn free_addr() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    l.local_addr().expect("local address")
+}
 
 /// A `[server]` section listening on a free loopback port, plus `extra` keys.
 pub fn server_section(extra: &str) -> String {
@@ -37,6 +48,19 @@ pub fn wait_until(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
     }
 }
 
+/// Polls `check` every 50 ms until it returns `Some`, or panics after `timeout`.
+#[track_caller]
+pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 impl Team {
     /// The `serve` command of this team, with none of the test runner's
     /// systemd or logging variables.
@@ -54,6 +78,14 @@ impl Team {
         Daemon::start(self.serve_command())
     }
 
+    /// Like [`Team::serve`] with `RUST_LOG` set to `filter` (over the
+    /// config's `[server] log`).
+    pub fn serve_logging(&self, filter: &str) -> Daemon {
+        let mut cmd = self.serve_command();
+        cmd.env("RUST_LOG", filter);
+        Daemon::start(cmd)
+    }
+
     /// Every run record, newest first.
     pub fn runs(&self) -> Vec<serde_json::Value> {
         let listed = self.cmd(&["runs", "list", "--json", "--limit", "100000"]);
@@ -61,6 +93,20 @@ impl Team {
             serde_json::Value::Array(runs) => runs,
             other => panic!("runs list --json is not an array: {other}"),
         }
+    }
+
+    /// Waits until exactly `n` runs exist and none is running, then returns
+    /// them oldest first. Panics after `timeout`, or as soon as there are
+    /// more than `n`.
+    #[track_caller]
+    pub fn finished_runs(&self, n: usize, timeout: Duration) -> Vec<serde_json::Value> {
+        let mut runs = wait_for(&format!("{n} finished runs"), timeout, || {
+            let runs = self.runs();
+            assert!(runs.len() <= n, "more runs than expected: {runs:#?}");
+            (runs.len() == n && runs.iter().all(|r| r["status"] != "running")).then_some(runs)
+        });
+        runs.reverse();
+        runs
     }
 }
 
@@ -110,12 +156,13 @@ impl Daemon {
         };
         daemon.addr = addr;
         let healthy = wait_until(START_TIMEOUT, || {
-            daemon.get("/healthz").is_ok_and(|r| r.status == 200)
+            daemon.try_get("/healthz").is_ok_and(|r| r.status == 200)
         });
         assert!(healthy, "/healthz never answered:\n{}", daemon.log());
         daemon
     }
 
+    /// The daemon's process id.
     pub fn pid(&self) -> i32 {
         self.child.id() as i32
     }
@@ -130,6 +177,7 @@ impl Daemon {
         wait_until(timeout, || self.log().contains(needle))
     }
 
+    /// Sends `sig` to the daemon.
     pub fn signal(&self, sig: Signal) {
         kill(Pid::from_raw(self.pid()), sig).expect("signal the daemon");
     }
@@ -171,37 +219,69 @@ impl Daemon {
         }
     }
 
-    pub fn get(&self, path: &str) -> std::io::Result<Response> {
-        self.request("GET", path, &[], b"")
+    /// `GET path`; `Err` when the daemon does not answer.
+    pub fn try_get(&self, path: &str) -> std::io::Result<Response> {
+        self.try_request("GET", path, NO_HEADERS, b"")
     }
 
-    pub fn post(
-        &self,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: &[u8],
-    ) -> std::io::Result<Response> {
-        self.request("POST", path, headers, body)
-    }
-
-    /// One request on a fresh connection (`Connection: close`).
-    pub fn request(
+    /// One request on a fresh connection; `Err` when the daemon does not
+    /// answer (a 413 that closes early still counts as an answer).
+    pub fn try_request<K: AsRef<str>, V: AsRef<str>>(
         &self,
         method: &str,
         path: &str,
-        headers: &[(&str, &str)],
+        headers: &[(K, V)],
         body: &[u8],
     ) -> std::io::Result<Response> {
-        let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n",
-            self.addr,
-            body.len()
-        );
-        for (k, v) in headers {
-            head.push_str(&format!("{k}: {v}\r\n"));
-        }
-        head.push_str("\r\n");
-        http(self.addr, head.as_bytes(), body)
+        request(self.addr, method, path, headers, body)
+    }
+
+    /// Like [`Daemon::try_request`]; panics with the daemon's log when it
+    /// does not answer.
+    #[track_caller]
+    pub fn request<K: AsRef<str>, V: AsRef<str>>(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(K, V)],
+        body: &[u8],
+    ) -> Response {
+        self.try_request(method, path, headers, body)
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}\n{}", self.log()))
+    }
+
+    /// `GET path`; panics when the daemon does not answer.
+    #[track_caller]
+    pub fn get(&self, path: &str) -> Response {
+        self.request("GET", path, NO_HEADERS, b"")
+    }
+
+    /// `POST path`; panics when the daemon does not answer.
+    #[track_caller]
+    pub fn post<K: AsRef<str>, V: AsRef<str>>(
+        &self,
+        path: &str,
+        headers: &[(K, V)],
+        body: &[u8],
+    ) -> Response {
+        self.request("POST", path, headers, body)
+    }
+
+    /// The value of one `/metrics` sample, 0 when absent: `series` is the
+    /// name with its labels, such as `supervisor_webhook_requests_total{...}`.
+    pub fn metric(&self, series: &str) -> u64 {
+        let text = self.get("/metrics").text();
+        text.lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|v| v.strip_prefix(' ')))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// How many webhook requests of `source` ended as `result`.
+    pub fn webhook_count(&self, source: &str, result: &str) -> u64 {
+        self.metric(&format!(
+            "supervisor_webhook_requests_total{{source=\"{source}\",result=\"{result}\"}}"
+        ))
     }
 }
 
@@ -220,107 +300,6 @@ fn listening_address(log: &str) -> Option<SocketAddr> {
         .ok()
 }
 
-/// An HTTP response.
-#[derive(Debug)]
-pub struct Response {
-    pub status: u16,
-    /// Names in lower case.
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-impl Response {
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
-    }
-
-    pub fn header(&self, name: &str) -> Option<&str> {
-        let name = name.to_ascii_lowercase();
-        self.headers
-            .iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// Sends `head` and `body` on a new connection and reads the response
-/// until the server closes it. A server that answers before reading the
-/// whole body (413) may stop reading: writing the rest is then abandoned.
-pub fn http(addr: SocketAddr, head: &[u8], body: &[u8]) -> std::io::Result<Response> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-    stream.set_write_timeout(Some(Duration::from_secs(30)))?;
-    stream.write_all(head)?;
-    let writer = {
-        let mut stream = stream.try_clone()?;
-        let body = body.to_vec();
-        std::thread::spawn(move || {
-            let _ = stream.write_all(&body);
-        })
-    };
-    let mut raw = Vec::new();
-    let read = stream.read_to_end(&mut raw);
-    let _ = writer.join();
-    if let Err(e) = read {
-        // A reset after a complete answer (the server did not read all we sent).
-        if raw.is_empty() {
-            return Err(e);
-        }
-    }
-    parse_response(&raw)
-}
-
-fn parse_response(raw: &[u8]) -> std::io::Result<Response> {
-    let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_owned());
-    let end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| bad("no end of headers"))?;
-    let head = std::str::from_utf8(&raw[..end]).map_err(|_| bad("headers are not UTF-8"))?;
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| bad("no status line"))?;
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    let mut body = raw[end + 4..].to_vec();
-    let chunked = headers
-        .iter()
-        .any(|(k, v)| k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
-    if chunked {
-        body = dechunk(&body).ok_or_else(|| bad("malformed chunked body"))?;
-    }
-    Ok(Response {
-        status,
-        headers,
-        body,
-    })
-}
-
-fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    loop {
-        let line_end = data.windows(2).position(|w| w == b"\r\n")?;
-        let size_text = std::str::from_utf8(&data[..line_end]).ok()?;
-        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
-        data = &data[line_end + 2..];
-        if size == 0 {
-            return Some(out);
-        }
-        out.extend_from_slice(data.get(..size)?);
-        data = data.get(size + 2..)?;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -334,18 +313,5 @@ mod tests {
             Some("127.0.0.1:41234".parse().unwrap())
         );
         assert_eq!(listening_address("INFO starting\n"), None);
-    }
-
-    #[test]
-    fn parses_plain_and_chunked_responses() {
-        let r = parse_response(b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 3\r\n\r\nbig")
-            .unwrap();
-        assert_eq!((r.status, r.text().as_str()), (413, "big"));
-        let r = parse_response(
-            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
-        )
-        .unwrap();
-        assert_eq!(r.text(), "abcde");
-        assert_eq!(r.header("Transfer-Encoding"), Some("chunked"));
     }
 }

@@ -27,14 +27,12 @@ pub struct Recorded {
 }
 
 impl Recorded {
+    /// The first value of header `name` (any case).
     pub fn header(&self, name: &str) -> Option<&str> {
-        let name = name.to_ascii_lowercase();
-        self.headers
-            .iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.as_str())
+        crate::http::header(&self.headers, name)
     }
 
+    /// The body as text (lossy).
     pub fn body_text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
@@ -67,6 +65,7 @@ pub struct Response {
 }
 
 impl Response {
+    /// `status` with `body` as JSON.
     pub fn json(status: u16, body: &serde_json::Value) -> Response {
         Response {
             status,
@@ -78,9 +77,45 @@ impl Response {
         }
     }
 
+    /// The same answer with one more header.
     pub fn with_header(mut self, name: &str, value: &str) -> Response {
         self.headers.push((name.into(), value.into()));
         self
+    }
+}
+
+/// Answers of Linear's GraphQL API, served at [`linear::PATH`].
+pub mod linear {
+    use super::Response;
+
+    /// Where the fake serves Linear's API: `[linear] api_url` is
+    /// `FakeApi::url()` followed by this.
+    pub const PATH: &str = "/graphql";
+
+    /// `commentCreate` succeeded.
+    pub fn comment_created() -> Response {
+        Response::json(
+            200,
+            &serde_json::json!({"data": {"commentCreate": {"success": true, "comment": {
+                "id": "c-1", "url": "https://linear.app/acme/issue/ENG-123#comment-c-1"}}}}),
+        )
+    }
+
+    /// HTTP 200 with a GraphQL `errors` array.
+    pub fn graphql_error() -> Response {
+        Response::json(
+            200,
+            &serde_json::json!({"errors": [{"message": "Entity not found: Issue",
+                "extensions": {"code": "INVALID_INPUT"}}], "data": null}),
+        )
+    }
+
+    /// HTTP `status` with an error body.
+    pub fn failure(status: u16) -> Response {
+        Response::json(
+            status,
+            &serde_json::json!({"errors": [{"message": "authentication failed"}]}),
+        )
     }
 }
 
@@ -137,6 +172,7 @@ impl FakeApi {
         format!("http://{}", self.addr)
     }
 
+    /// Where it listens.
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }

@@ -6,18 +6,17 @@
 //! before the tests run.
 
 pub mod daemon;
+/// A fake HTTP API that records what the daemon sends it (Slack, Linear).
+pub mod fake_api;
+pub mod http;
+pub mod signing;
 
-pub use daemon::{Daemon, Response, server_section, wait_until};
+pub use daemon::{Daemon, STOP_TIMEOUT, free_addr, server_section, wait_for, wait_until};
+pub use http::{NO_HEADERS, Response};
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-
-/// The Linear and automation webhook helpers: a daemon child process, a
-/// fake Linear API, request signing.
-pub mod fake_api;
-pub mod linear_support;
-pub mod slack_support;
 
 /// The `supervisor` binary next to this test executable's folder.
 pub fn binary() -> PathBuf {
@@ -271,6 +270,25 @@ pub fn run_with_input(mut cmd: Command, input: &[u8]) -> Run {
     let out = child.wait_with_output().expect("wait for supervisor");
     let _ = writer.join();
     Run::from(out)
+}
+
+/// A NUL-separated environment dump (`env -0 > file`), as a map.
+pub fn read_env0(path: &Path) -> std::collections::HashMap<String, String> {
+    let raw = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    raw.split(|b| *b == 0)
+        .filter(|e| !e.is_empty())
+        .filter_map(|e| {
+            let e = String::from_utf8_lossy(e);
+            let (k, v) = e.split_once('=')?;
+            Some((k.to_owned(), v.to_owned()))
+        })
+        .collect()
+}
+
+/// A JSON file, parsed; panics when it is missing or not JSON.
+pub fn read_json(path: &Path) -> serde_json::Value {
+    let raw = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_slice(&raw).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// The permission bits of a file or directory.

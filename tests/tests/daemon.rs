@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Datelike, TimeZone, Timelike, Utc};
-use hmac::{KeyInit, Mac};
 use nix::sys::signal::Signal;
 use serde_json::Value;
-use supervisor_tests::{Daemon, Team, server_section, wait_until};
+use supervisor_tests::signing::webhook_signature;
+use supervisor_tests::{Daemon, NO_HEADERS, Team, server_section, wait_until};
 
 const TEAM_VALUE: &str = "team-sentinel-4d1f7a";
 const TEAM_SHARED: &str = "team-shared-sentinel-92b0";
@@ -327,7 +327,7 @@ overlap = "allow"
     let mut most_running = 0;
     let mut most_queued = 0;
     let enough = wait_until(Duration::from_secs(30), || {
-        if let Ok(h) = daemon.get("/healthz") {
+        if let Ok(h) = daemon.try_get("/healthz") {
             let h = h.json();
             most_running = most_running.max(h["runs_running"].as_u64().unwrap());
             most_queued = most_queued.max(h["runs_queued"].as_u64().unwrap());
@@ -718,7 +718,7 @@ fn healthz_metrics_body_limit_and_slow_clients() {
         })
     };
 
-    let health = daemon.get("/healthz").unwrap();
+    let health = daemon.get("/healthz");
     assert_eq!(health.status, 200);
     assert!(health.header("content-type").unwrap().contains("json"));
     let h = health.json();
@@ -737,20 +737,18 @@ fn healthz_metrics_body_limit_and_slow_clients() {
     let big = vec![b'x'; 256 * 1024 + 1];
     let ts = Utc::now().timestamp().to_string();
     let sig = sign(&ts, &big);
-    let refused = daemon
-        .post(
-            "/hooks/alerts",
-            &[
-                ("X-Supervisor-Timestamp", &ts),
-                ("X-Supervisor-Signature", &sig),
-            ],
-            &big,
-        )
-        .unwrap();
+    let refused = daemon.post(
+        "/hooks/alerts",
+        &[
+            ("X-Supervisor-Timestamp", &ts),
+            ("X-Supervisor-Signature", &sig),
+        ],
+        &big,
+    );
     assert_eq!(refused.status, 413, "{}", refused.text());
-    assert_eq!(daemon.get("/nowhere").unwrap().status, 404);
+    assert_eq!(daemon.get("/nowhere").status, 404);
 
-    let metrics = daemon.get("/metrics").unwrap();
+    let metrics = daemon.get("/metrics");
     assert_eq!(metrics.status, 200);
     assert!(
         metrics
@@ -806,7 +804,7 @@ fn healthz_metrics_body_limit_and_slow_clients() {
         (Duration::from_secs(9)..Duration::from_secs(20)).contains(&cut_after),
         "the slow client was cut after {cut_after:?}"
     );
-    assert_eq!(daemon.get("/healthz").unwrap().status, 200);
+    assert_eq!(daemon.get("/healthz").status, 200);
     assert!(daemon.stop(Duration::from_secs(30)).success());
 }
 
@@ -864,11 +862,7 @@ triggers = [\"cron\"]
 
 /// `sha256=<hex HMAC-SHA256 of "<timestamp>.<body>">` under the hook's secret.
 fn sign(timestamp: &str, body: &[u8]) -> String {
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(HOOK_SECRET.as_bytes()).unwrap();
-    mac.update(timestamp.as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    webhook_signature(HOOK_SECRET, timestamp, body)
 }
 
 #[test]
@@ -884,17 +878,15 @@ fn signed_webhooks_run_with_team_secrets_and_nothing_else_gets_in() {
     store_secrets(&team);
     let mut daemon = team.serve();
     let post = |ts: &str, sig: &str, body: &[u8]| {
-        daemon
-            .post(
-                "/hooks/alerts",
-                &[
-                    ("X-Supervisor-Timestamp", ts),
-                    ("X-Supervisor-Signature", sig),
-                    ("Content-Type", "application/json"),
-                ],
-                body,
-            )
-            .unwrap()
+        daemon.post(
+            "/hooks/alerts",
+            &[
+                ("X-Supervisor-Timestamp", ts),
+                ("X-Supervisor-Signature", sig),
+                ("Content-Type", "application/json"),
+            ],
+            body,
+        )
     };
     let body = br#"{"alert":"disk full on db-1"}"#;
     let now = Utc::now().timestamp().to_string();
@@ -922,7 +914,7 @@ fn signed_webhooks_run_with_team_secrets_and_nothing_else_gets_in() {
     assert_eq!(post(&old, &sign(&old, other), other).status, 401);
     let big = vec![b'{'; 256 * 1024 + 10];
     assert_eq!(post(&now, &sign(&now, &big), &big).status, 413);
-    let unknown = daemon.post("/hooks/nope", &[], b"{}").unwrap();
+    let unknown = daemon.post("/hooks/nope", NO_HEADERS, b"{}");
     assert_eq!(unknown.status, 404);
 
     // Give a wrongly accepted request time to show up as a run.
@@ -940,7 +932,7 @@ fn signed_webhooks_run_with_team_secrets_and_nothing_else_gets_in() {
     );
     assert_team_secrets_only(env, run, "webhook");
 
-    let metrics = daemon.get("/metrics").unwrap().text();
+    let metrics = daemon.get("/metrics").text();
     for (result, n) in [
         ("accepted", 1),
         ("duplicate", 1),

@@ -8,10 +8,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use supervisor_tests::Team;
-use supervisor_tests::linear_support::{
-    Answer, Daemon, FakeLinear, Response, delivery_id, hmac_hex, linear_headers, now_ms, request,
-    wait_for,
+use supervisor_tests::fake_api::{FakeApi, Recorded, linear};
+use supervisor_tests::signing::{delivery_id, hmac_hex, linear_headers, now_ms};
+use supervisor_tests::{
+    Daemon, NO_HEADERS, Response, STOP_TIMEOUT, Team, read_env0, read_json, wait_for,
 };
 
 const WEBHOOK_SECRET: &str = "lin_wh_e2e_signing_secret";
@@ -24,7 +24,7 @@ const WAIT: Duration = Duration::from_secs(30);
 /// and the daemon running.
 struct Setup {
     team: Team,
-    fake: FakeLinear,
+    fake: FakeApi,
     daemon: Option<Daemon>,
     out: PathBuf,
 }
@@ -52,7 +52,8 @@ impl Setup {
     }
 
     fn with(o: Options<'_>) -> Setup {
-        let fake = FakeLinear::start();
+        let fake = FakeApi::start();
+        fake.respond(linear::PATH, linear::comment_created());
         let out = tempfile::Builder::new()
             .prefix("supervisor-linear-out-")
             .tempdir()
@@ -61,6 +62,7 @@ impl Setup {
         // The agent records its environment (NUL-separated) and its run
         // context, then prints both secret values for the redactor to catch.
         let script = r#"env -0 > "$OUT/$SUPERVISOR_RUN_ID.env"; cat > "$OUT/$SUPERVISOR_RUN_ID.json"; echo "team token is ${TEAM_TOKEN:-absent}"; echo "alice token is ${ALICE_TOKEN:-absent}""#;
+        let api_url = format!("{}{}", fake.url(), linear::PATH);
         let config = format!(
             r#"
 [server]
@@ -98,7 +100,7 @@ agent = "fixer"
 "#,
             script = toml_string(script),
             out = toml_string(&out.to_string_lossy()),
-            url = fake.url(),
+            url = api_url,
             server = o.server,
         );
         let team = Team::uninitialised(&config);
@@ -111,7 +113,7 @@ agent = "fixer"
         team.cmd(&["init"]).ok();
         team.secret(&["--team"], "TEAM_TOKEN", TEAM_TOKEN);
         team.secret(&["--personal"], "ALICE_TOKEN", ALICE_TOKEN);
-        let daemon = Daemon::start(&team);
+        let daemon = team.serve_logging("info");
         Setup {
             team,
             fake,
@@ -125,10 +127,10 @@ agent = "fixer"
     }
 
     fn restart(&mut self) {
-        if let Some(d) = self.daemon.take() {
-            d.stop();
+        if let Some(mut d) = self.daemon.take() {
+            d.stop(STOP_TIMEOUT);
         }
-        self.daemon = Some(Daemon::start(&self.team));
+        self.daemon = Some(self.team.serve_logging("info"));
     }
 
     /// Signs and sends `body` as delivery `delivery`.
@@ -142,42 +144,23 @@ agent = "fixer"
     }
 
     fn runs(&self) -> Vec<Value> {
-        let v = self
-            .team
-            .cmd(&["runs", "list", "--json", "--limit", "1000"])
-            .json();
-        v.as_array().unwrap().clone()
+        self.team.runs()
     }
 
     /// Waits for exactly `n` runs, all finished, oldest first.
     #[track_caller]
     fn finished_runs(&self, n: usize) -> Vec<Value> {
-        let mut runs = wait_for(&format!("{n} finished runs"), WAIT, || {
-            let runs = self.runs();
-            assert!(runs.len() <= n, "more runs than expected: {runs:#?}");
-            (runs.len() == n && runs.iter().all(|r| r["status"] != "running")).then_some(runs)
-        });
-        runs.reverse();
-        runs
+        self.team.finished_runs(n, WAIT)
     }
 
     /// The environment the agent of run `id` received.
     fn env_of(&self, id: &str) -> HashMap<String, String> {
-        let raw = std::fs::read(self.out.join(format!("{id}.env"))).unwrap();
-        raw.split(|b| *b == 0)
-            .filter(|e| !e.is_empty())
-            .filter_map(|e| {
-                let e = String::from_utf8_lossy(e);
-                let (k, v) = e.split_once('=')?;
-                Some((k.to_owned(), v.to_owned()))
-            })
-            .collect()
+        read_env0(&self.out.join(format!("{id}.env")))
     }
 
     /// The run context the agent of run `id` read on stdin.
     fn context_of(&self, id: &str) -> Value {
-        let raw = std::fs::read(self.out.join(format!("{id}.json"))).unwrap();
-        serde_json::from_slice(&raw).unwrap()
+        read_json(&self.out.join(format!("{id}.json")))
     }
 
     fn show(&self, id: &str) -> Value {
@@ -250,10 +233,26 @@ fn comment(author: &str, text: &str, bot_actor: Value) -> Value {
     })
 }
 
+/// `variables.input.body` of a `commentCreate`: the comment's text.
+fn comment_of(r: &Recorded) -> String {
+    r.json()["variables"]["input"]["body"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// `variables.input.issueId` of a `commentCreate`.
+fn issue_of(r: &Recorded) -> String {
+    r.json()["variables"]["input"]["issueId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
 #[track_caller]
 fn assert_status(r: &Response, status: u16, text: &str) {
     assert_eq!(r.status, status, "{r:?}");
-    assert!(r.body.contains(text), "expected {text:?} in {r:?}");
+    assert!(r.text().contains(text), "expected {text:?} in {r:?}");
 }
 
 #[test]
@@ -294,7 +293,7 @@ fn the_spec_vector_verifies_and_the_signature_is_checked_before_freshness() {
     // Not even JSON, but unsigned: 401, not 400.
     let r = d.post("/linear/webhook", &sign(&forged), b"{not json");
     assert_status(&r, 401, "bad signature");
-    let r = d.post("/linear/webhook", &[], SPEC_BODY.as_bytes());
+    let r = d.post("/linear/webhook", NO_HEADERS, SPEC_BODY.as_bytes());
     assert_status(&r, 401, "missing header Linear-Signature");
     // Signed but not a Linear payload: 400.
     let body = b"{not json";
@@ -445,7 +444,7 @@ fn the_bot_s_own_comments_and_events_no_rule_matches_start_nothing() {
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(s.runs().len(), 1);
     // Ignored events are not answered on the issue: only the run's two comments.
-    let comments = s.fake.wait_for_requests(2, WAIT);
+    let comments = s.fake.wait_for(linear::PATH, 2, WAIT);
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(s.fake.requests().len(), 2, "{comments:#?}");
 }
@@ -519,20 +518,23 @@ fn comments_are_redacted_and_a_personal_api_key_goes_bare() {
     s.send_new(&issue_update(user("u-ada")));
     let runs = s.finished_runs(1);
     let id = runs[0]["id"].as_str().unwrap();
-    let requests = s.fake.wait_for_requests(2, WAIT);
+    let requests = s.fake.wait_for(linear::PATH, 2, WAIT);
     for r in &requests {
         assert_eq!(r.path, "/graphql");
-        assert_eq!(r.authorization.as_deref(), Some("lin_api_e2eKey0123456789"));
+        assert_eq!(r.header("authorization"), Some("lin_api_e2eKey0123456789"));
         assert!(
-            r.body["query"].as_str().unwrap().contains("commentCreate"),
+            r.json()["query"]
+                .as_str()
+                .unwrap()
+                .contains("commentCreate"),
             "{r:?}"
         );
-        assert_eq!(r.issue(), ISSUE_ID);
+        assert_eq!(issue_of(r), ISSUE_ID);
     }
-    let start = requests[0].comment();
+    let start = comment_of(&requests[0]);
     assert!(start.contains("Started agent `fixer`"), "{start}");
     assert!(start.contains(id), "{start}");
-    let end = requests[1].comment();
+    let end = comment_of(&requests[1]);
     assert!(end.contains("Agent `fixer` succeeded after"), "{end}");
     assert!(end.contains(id), "{end}");
     assert!(end.contains("```\n"), "the output is fenced: {end}");
@@ -542,7 +544,7 @@ fn comments_are_redacted_and_a_personal_api_key_goes_bare() {
         "{end}"
     );
     for r in &requests {
-        let raw = r.body.to_string();
+        let raw = r.body_text();
         assert!(
             !raw.contains(TEAM_TOKEN) && !raw.contains(ALICE_TOKEN),
             "{raw}"
@@ -562,20 +564,20 @@ fn an_oauth_token_goes_as_a_bearer_token() {
     });
     s.send_new(&comment("u-ada", "@agent look", Value::Null));
     s.finished_runs(1);
-    let requests = s.fake.wait_for_requests(2, WAIT);
+    let requests = s.fake.wait_for(linear::PATH, 2, WAIT);
     for r in &requests {
         assert_eq!(
-            r.authorization.as_deref(),
+            r.header("authorization"),
             Some("Bearer lin_oauth_0123456789abcdef")
         );
-        assert_eq!(r.issue(), ISSUE_ID);
+        assert_eq!(issue_of(r), ISSUE_ID);
     }
 }
 
 #[test]
 fn failed_comments_are_noted_on_the_run_which_still_succeeds() {
     let s = Setup::new();
-    s.fake.answer(Answer::GraphqlError);
+    s.fake.respond(linear::PATH, linear::graphql_error());
     s.send_new(&issue_update(user("u-ada")));
     let runs = s.finished_runs(1);
     let id = runs[0]["id"].as_str().unwrap().to_owned();
@@ -600,7 +602,7 @@ fn failed_comments_are_noted_on_the_run_which_still_succeeds() {
     assert!(shown["detail"]["injected"].is_array(), "{shown:#}");
 
     // An HTTP error is a failure too.
-    s.fake.answer(Answer::Status(401));
+    s.fake.respond(linear::PATH, linear::failure(401));
     s.send_new(&issue_update(integration()));
     let runs = s.finished_runs(2);
     let id = runs[1]["id"].as_str().unwrap().to_owned();
@@ -619,9 +621,9 @@ fn an_unknown_person_is_answered_with_a_comment_and_no_run() {
     stranger["email"] = json!("stranger@elsewhere.example");
     let r = s.send_new(&issue_update(stranger));
     assert_status(&r, 200, "not a member");
-    let requests = s.fake.wait_for_requests(1, WAIT);
-    assert_eq!(requests[0].issue(), ISSUE_ID);
-    let text = requests[0].comment();
+    let requests = s.fake.wait_for(linear::PATH, 1, WAIT);
+    assert_eq!(issue_of(&requests[0]), ISSUE_ID);
+    let text = comment_of(&requests[0]);
     assert!(text.contains("No run was started"), "{text}");
     assert!(text.contains("u-stranger"), "{text}");
     assert_eq!(s.daemon().webhook_count("linear", "unknown_user"), 1);
@@ -630,7 +632,7 @@ fn an_unknown_person_is_answered_with_a_comment_and_no_run() {
     s.send_new(&issue_update(user("u-ada")));
     let runs = s.finished_runs(1);
     assert_eq!(runs[0]["member"], "alice");
-    s.fake.wait_for_requests(3, WAIT);
+    s.fake.wait_for(linear::PATH, 3, WAIT);
 }
 
 #[test]
@@ -645,7 +647,9 @@ fn bodies_over_the_limit_are_refused_unread() {
         big["data"]["description"] = json!("x".repeat(size));
         let body = serde_json::to_vec(&big).unwrap();
         let headers = linear_headers(WEBHOOK_SECRET, &delivery_id(), &body);
-        let r = request(s.daemon().addr, "POST", "/linear/webhook", &headers, &body);
+        let r = s
+            .daemon()
+            .try_request("POST", "/linear/webhook", &headers, &body);
         // The daemon answers 413 and may close before it read the rest.
         if let Ok(r) = r {
             assert_eq!(r.status, 413, "{r:?}");

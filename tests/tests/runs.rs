@@ -188,6 +188,17 @@ fn the_run_home_is_private_absolute_and_removed_after() {
     assert!(left.is_empty(), "left behind: {left:?}");
 }
 
+/// Stores a personal secret of bob's, as bob.
+fn bob_secret(team: &Team, name: &str, value: &str) {
+    team.cmd_as(
+        "bob",
+        value,
+        &["secret", "create", "--personal", "--name", name],
+        DUMP,
+    )
+    .ok();
+}
+
 /// A team with team, alice's and bob's secrets, one of each overriding.
 fn scoped_team() -> Team {
     let team = Team::new(DUMP);
@@ -195,13 +206,7 @@ fn scoped_team() -> Team {
     team.secret(&["--team"], "TEAM_ONLY", TEAM_ONLY);
     team.secret(&["--personal"], "SHARED_TOKEN", ALICE_SHARED);
     team.secret(&["--personal"], "ALICE_KEY", ALICE_KEY);
-    team.cmd_as(
-        "bob",
-        BOB_KEY,
-        &["secret", "create", "--personal", "--name", "BOB_KEY"],
-        DUMP,
-    )
-    .ok();
+    bob_secret(&team, "BOB_KEY", BOB_KEY);
     team
 }
 
@@ -291,13 +296,7 @@ fn a_missing_required_secret_refuses_the_run_before_anything_starts() {
     assert!(last["reason"].as_str().unwrap().contains("DEPLOY_KEY"));
 
     // Bob's personal DEPLOY_KEY serves bob's runs, never alice's.
-    team.cmd_as(
-        "bob",
-        "deploy-key-Wq40Rz8Tn1Bv",
-        &["secret", "create", "--personal", "--name", "DEPLOY_KEY"],
-        DUMP,
-    )
-    .ok();
+    bob_secret(&team, "DEPLOY_KEY", "deploy-key-Wq40Rz8Tn1Bv");
     assert_eq!(team.cmd(&["run", "needs"]).code, Some(125));
     assert!(!marker.exists(), "the agent ran for alice");
     team.cmd_as("bob", "", &["run", "needs"], DUMP).ok();
@@ -540,13 +539,7 @@ fn a_ciphertext_moved_to_another_row_fails_the_run_that_would_receive_it() {
     let team = Team::new(DUMP);
     team.secret(&["--team"], "API_TOKEN", TOKEN);
     team.secret(&["--team"], "TEAM_ONLY", TEAM_ONLY);
-    team.cmd_as(
-        "bob",
-        BOB_KEY,
-        &["secret", "create", "--personal", "--name", "BOB_KEY"],
-        DUMP,
-    )
-    .ok();
+    bob_secret(&team, "BOB_KEY", BOB_KEY);
     // Bob's sealed value, copied over the team row: valid ciphertext, wrong place.
     let db = rusqlite::Connection::open(team.state_dir().join("store.db")).unwrap();
     let changed = db

@@ -3,16 +3,13 @@
 //! a fake Slack Web API on 127.0.0.1 that records every `chat.postMessage`
 //! and answers `users.info`.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Value, json};
-use sha2::Sha256;
-use supervisor_tests::Team;
-use supervisor_tests::fake_api::{FakeApi, Recorded, Response};
-use supervisor_tests::slack_support::{HttpReply, Serve, free_addr};
+use supervisor_tests::fake_api::{self, FakeApi, Recorded};
+use supervisor_tests::signing::{now_secs, slack_signature};
+use supervisor_tests::{Daemon, Response, STOP_TIMEOUT, Team, free_addr, server_section};
 
 const SIGNING_SECRET: &str = "test-signing-secret-8f742231b10e";
 const BOT_TOKEN: &str = "xoxb-test-bot-token-000111";
@@ -34,7 +31,7 @@ const WAIT: Duration = Duration::from_secs(20);
 struct Slack {
     team: Team,
     fake: FakeApi,
-    serve: Option<Serve>,
+    serve: Option<Daemon>,
     /// Where the agent writes its environment and run context.
     out: PathBuf,
     api_base: String,
@@ -51,7 +48,7 @@ impl Slack {
         let fake = FakeApi::start();
         fake.respond(
             "/chat.postMessage",
-            Response::json(
+            fake_api::Response::json(
                 200,
                 &json!({"ok": true, "channel": CHANNEL, "ts": "1700000001.000200",
                         "message": {"ts": "1700000001.000200", "text": "ok"}}),
@@ -60,16 +57,16 @@ impl Slack {
         fake.respond_with("/users.info", |req| {
             let user = req.json()["user"].as_str().unwrap_or("").to_owned();
             match user.as_str() {
-                CAROL => Response::json(
+                CAROL => fake_api::Response::json(
                     200,
                     &json!({"ok": true, "user": {"id": CAROL, "team_id": "T1",
                             "profile": {"email": "Carol@Acme.Example", "real_name": "Carol"}}}),
                 ),
-                "U0STRANGER" => Response::json(
+                "U0STRANGER" => fake_api::Response::json(
                     200,
                     &json!({"ok": true, "user": {"id": user, "profile": {"email": "someone@else.example"}}}),
                 ),
-                _ => Response::json(200, &json!({"ok": false, "error": "user_not_found"})),
+                _ => fake_api::Response::json(200, &json!({"ok": false, "error": "user_not_found"})),
             }
         });
         let api_base = api_base.unwrap_or_else(|| fake.url());
@@ -91,8 +88,7 @@ impl Slack {
             unknown_users,
         };
         // carol exists only in the full config.
-        s.team
-            .write_config("supervisor.toml", "alice", &s.extra(free_addr()));
+        s.team.write_config("supervisor.toml", "alice", &s.extra());
         s.team.secret(&["--team"], "DEPLOY_TOKEN", TEAM_VALUE);
         s.team.secret(&["--personal"], "ALICE_TOKEN", ALICE_VALUE);
         s.team
@@ -105,26 +101,13 @@ impl Slack {
         s
     }
 
-    /// Writes the config for a daemon listening on `addr` and starts it.
-    fn start(&mut self) -> &Serve {
-        for _ in 0..5 {
-            let addr = free_addr();
-            self.team
-                .write_config("supervisor.toml", "alice", &self.extra(addr));
-            match Serve::try_start(&self.team, addr) {
-                Ok(serve) => {
-                    self.serve = Some(serve);
-                    return self.serve();
-                }
-                // Someone took the port between free_addr and the bind.
-                Err(log) if log.contains("listening on") => continue,
-                Err(log) => panic!("supervisor serve exited early:\n{log}"),
-            }
-        }
-        panic!("no free port for the daemon after 5 tries");
+    /// Starts the daemon.
+    fn start(&mut self) -> &Daemon {
+        self.serve = Some(self.team.serve_logging("info,supervisor=debug"));
+        self.serve()
     }
 
-    fn extra(&self, addr: SocketAddr) -> String {
+    fn extra(&self) -> String {
         // The agent records its environment and its run context, then
         // prints the team secret (which must come out redacted).
         let script = r#"env > "$OUT/$SUPERVISOR_RUN_ID.env"; cat > "$OUT/$SUPERVISOR_RUN_ID.json"; echo "deploying with $DEPLOY_TOKEN"; echo done"#;
@@ -145,9 +128,7 @@ name = "other"
 command = ["/bin/true"]
 triggers = ["slack"]
 
-[server]
-listen = "{addr}"
-
+{server}
 [slack]
 signing_secret = {{ file = "slack-signing-secret" }}
 bot_token = {{ file = "slack-bot-token" }}
@@ -155,6 +136,7 @@ api_base = "{api}"
 default_agent = "triage"
 unknown_users = "{unknown}"
 "#,
+            server = server_section(""),
             script = toml_str(script),
             out = toml_str(&self.out.display().to_string()),
             api = self.api_base,
@@ -162,19 +144,19 @@ unknown_users = "{unknown}"
         )
     }
 
-    fn serve(&self) -> &Serve {
+    fn serve(&self) -> &Daemon {
         self.serve.as_ref().expect("daemon started")
     }
 
     fn stop(&mut self) {
-        let status = self.serve.take().expect("running").stop();
+        let status = self.serve.take().expect("running").stop(STOP_TIMEOUT);
         assert!(status.success(), "{status}");
     }
 
     /// Sends `body` signed now, with extra headers.
-    fn send(&self, body: &[u8], extra: &[(&str, &str)]) -> HttpReply {
-        let ts = now().to_string();
-        let sig = sign(SIGNING_SECRET, &ts, body);
+    fn send(&self, body: &[u8], extra: &[(&str, &str)]) -> Response {
+        let ts = now_secs().to_string();
+        let sig = slack_signature(SIGNING_SECRET, &ts, body);
         let mut headers = vec![
             ("Content-Type", "application/json"),
             ("X-Slack-Request-Timestamp", ts.as_str()),
@@ -186,9 +168,9 @@ unknown_users = "{unknown}"
     }
 
     #[track_caller]
-    fn send_ok(&self, body: &[u8]) -> HttpReply {
+    fn send_ok(&self, body: &[u8]) -> Response {
         let r = self.send(body, &[]);
-        assert_eq!(r.status, 200, "{}\n{}", r.text(), self.serve().log_text());
+        assert_eq!(r.status, 200, "{}\n{}", r.text(), self.serve().log());
         r
     }
 
@@ -214,7 +196,7 @@ unknown_users = "{unknown}"
             assert!(
                 Instant::now() < deadline,
                 "{runs:#?}\n{}",
-                self.serve().log_text()
+                self.serve().log()
             );
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -279,22 +261,6 @@ unknown_users = "{unknown}"
 
 fn toml_str(s: &str) -> String {
     serde_json::to_string(s).unwrap()
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
-fn sign(secret: &str, ts: &str, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(b"v0:");
-    mac.update(ts.as_bytes());
-    mac.update(b":");
-    mac.update(body);
-    format!("v0={}", hex::encode(mac.finalize().into_bytes()))
 }
 
 /// An `app_mention` delivery.
@@ -536,11 +502,11 @@ fn requests_that_fail_verification_get_401_and_start_nothing() {
     let mut s = Slack::new();
     s.start();
     let body = mention("EvFORGED01", ALICE, "<@U0OURBOT01> hi", None);
-    let ts = now().to_string();
-    let forged = sign("not-the-secret", &ts, &body);
-    let good = sign(SIGNING_SECRET, &ts, &body);
-    let old_ts = (now() - 6 * 60).to_string();
-    let stale = sign(SIGNING_SECRET, &old_ts, &body);
+    let ts = now_secs().to_string();
+    let forged = slack_signature("not-the-secret", &ts, &body);
+    let good = slack_signature(SIGNING_SECRET, &ts, &body);
+    let old_ts = (now_secs() - 6 * 60).to_string();
+    let stale = slack_signature(SIGNING_SECRET, &old_ts, &body);
     let cases: Vec<(&str, Vec<(&str, &str)>)> = vec![
         (
             "bad signature",
@@ -669,7 +635,7 @@ fn a_rate_limited_reply_is_sent_once_after_retry_after() {
     let mut s = Slack::new();
     s.fake.respond_once(
         "/chat.postMessage",
-        Response::json(429, &json!({"ok": false, "error": "ratelimited"}))
+        fake_api::Response::json(429, &json!({"ok": false, "error": "ratelimited"}))
             .with_header("Retry-After", "1"),
     );
     s.start();
@@ -728,7 +694,7 @@ fn a_reply_slack_refuses_is_noted_on_the_run() {
     let mut s = Slack::new();
     s.fake.respond(
         "/chat.postMessage",
-        Response::json(200, &json!({"ok": false, "error": "not_in_channel"})),
+        fake_api::Response::json(200, &json!({"ok": false, "error": "not_in_channel"})),
     );
     s.start();
     s.send_ok(&mention("EvREFUSE01", ALICE, "<@U0OURBOT01> go", None));

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::Value;
-use supervisor_tests::Team;
-use supervisor_tests::linear_support::{Daemon, Response, request, wait_for, webhook_headers};
+use supervisor_tests::signing::{now_secs, webhook_headers};
+use supervisor_tests::{Daemon, Response, STOP_TIMEOUT, Team, read_env0, read_json};
 
 const HOOK_SECRET: &str = "whsec-alerts-e2e-4f1b";
 const TEAM_TOKEN: &str = "team-value-c0ffee12";
@@ -58,7 +58,7 @@ secret = {{ file = "alerts-secret" }}
         // Alice's personal secret exists: a webhook run must not get it.
         team.secret(&["--personal"], "ALICE_TOKEN", ALICE_TOKEN);
         team.secret(&["--team"], "TEAM_TOKEN", TEAM_TOKEN);
-        let daemon = Daemon::start(&team);
+        let daemon = team.serve_logging("info");
         Setup {
             team,
             daemon: Some(daemon),
@@ -71,10 +71,10 @@ secret = {{ file = "alerts-secret" }}
     }
 
     fn restart(&mut self) {
-        if let Some(d) = self.daemon.take() {
-            d.stop();
+        if let Some(mut d) = self.daemon.take() {
+            d.stop(STOP_TIMEOUT);
         }
-        self.daemon = Some(Daemon::start(&self.team));
+        self.daemon = Some(self.team.serve_logging("info"));
     }
 
     fn post(&self, name: &str, headers: &[(String, String)], body: &[u8]) -> Response {
@@ -83,45 +83,26 @@ secret = {{ file = "alerts-secret" }}
 
     /// Signs `body` now and sends it to `/hooks/alerts`.
     fn send(&self, body: &[u8]) -> (Vec<(String, String)>, Response) {
-        let headers = webhook_headers(HOOK_SECRET, now(), body);
+        let headers = webhook_headers(HOOK_SECRET, now_secs(), body);
         let r = self.post("alerts", &headers, body);
         (headers, r)
     }
 
     fn runs(&self) -> Vec<Value> {
-        let v = self
-            .team
-            .cmd(&["runs", "list", "--json", "--limit", "1000"])
-            .json();
-        v.as_array().unwrap().clone()
+        self.team.runs()
     }
 
     #[track_caller]
     fn finished_runs(&self, n: usize) -> Vec<Value> {
-        let mut runs = wait_for(&format!("{n} finished runs"), WAIT, || {
-            let runs = self.runs();
-            assert!(runs.len() <= n, "more runs than expected: {runs:#?}");
-            (runs.len() == n && runs.iter().all(|r| r["status"] != "running")).then_some(runs)
-        });
-        runs.reverse();
-        runs
+        self.team.finished_runs(n, WAIT)
     }
 
     fn env_of(&self, id: &str) -> HashMap<String, String> {
-        let raw = std::fs::read(self.out.join(format!("{id}.env"))).unwrap();
-        raw.split(|b| *b == 0)
-            .filter(|e| !e.is_empty())
-            .filter_map(|e| {
-                let e = String::from_utf8_lossy(e);
-                let (k, v) = e.split_once('=')?;
-                Some((k.to_owned(), v.to_owned()))
-            })
-            .collect()
+        read_env0(&self.out.join(format!("{id}.env")))
     }
 
     fn context_of(&self, id: &str) -> Value {
-        let raw = std::fs::read(self.out.join(format!("{id}.json"))).unwrap();
-        serde_json::from_slice(&raw).unwrap()
+        read_json(&self.out.join(format!("{id}.json")))
     }
 }
 
@@ -132,17 +113,10 @@ impl Drop for Setup {
     }
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
 #[track_caller]
 fn assert_status(r: &Response, status: u16, text: &str) {
     assert_eq!(r.status, status, "{r:?}");
-    assert!(r.body.contains(text), "expected {text:?} in {r:?}");
+    assert!(r.text().contains(text), "expected {text:?} in {r:?}");
 }
 
 #[test]
@@ -211,7 +185,7 @@ fn binary_bodies_reach_the_agent_as_base64_without_a_prompt() {
 fn forged_old_replayed_and_oversized_requests_start_nothing() {
     let mut s = Setup::new();
     let body = br#"{"alert":"cpu high"}"#;
-    let ts = now();
+    let ts = now_secs();
 
     // Signed with another secret.
     let headers = webhook_headers("another-secret", ts, body);
@@ -239,7 +213,10 @@ fn forged_old_replayed_and_oversized_requests_start_nothing() {
     // Over 256 KiB, correctly signed: refused before it is read whole.
     let big = vec![b'a'; 256 * 1024 + 1];
     let headers = webhook_headers(HOOK_SECRET, ts, &big);
-    if let Ok(r) = request(s.daemon().addr, "POST", "/hooks/alerts", &headers, &big) {
+    if let Ok(r) = s
+        .daemon()
+        .try_request("POST", "/hooks/alerts", &headers, &big)
+    {
         assert_eq!(r.status, 413, "{r:?}");
     }
     // Exactly 256 KiB is accepted (not a prompt: too long).
