@@ -172,16 +172,9 @@ impl Store {
     }
 }
 
+/// The columns of an audit row, in `SELECT` order.
 fn raw_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Raw> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-    ))
+    Raw::try_from(r)
 }
 
 #[cfg(test)]

@@ -131,18 +131,9 @@ pub fn validate_value(value: &SecretString) -> Result<()> {
 const META_COLUMNS: &str =
     "scope, owner, name, description, version, created_at, created_by, updated_at, updated_by";
 
+/// The columns of [`META_COLUMNS`], in order.
 fn meta_from_row(r: &Row<'_>) -> rusqlite::Result<MetaRow> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-        r.get(7)?,
-        r.get(8)?,
-    ))
+    MetaRow::try_from(r)
 }
 
 type MetaRow = (
@@ -217,7 +208,7 @@ impl Store {
         let (nonce, ct) = self
             .cipher()?
             .seal(value.expose_secret().as_bytes(), &binding)?;
-        self.write(|tx| {
+        let meta = self.write(|tx| {
             if find(tx, scope, name)?.is_some() {
                 return Err(StoreError::SecretExists {
                     scope: scope.describe(),
@@ -233,7 +224,11 @@ impl Store {
             let meta = find(tx, scope, name)?.ok_or_else(|| StoreError::Corrupt("row vanished".into()))?;
             append(tx, Some(actor), "secret.create", &audit_detail(&meta))?;
             Ok(meta)
-        })
+        })?;
+        // On disk before the caller says so, and no replaced or deleted
+        // ciphertext left behind in the write-ahead log.
+        self.checkpoint()?;
+        Ok(meta)
     }
 
     /// Replaces a secret's value: version + 1, description kept unless one
@@ -248,7 +243,7 @@ impl Store {
     ) -> Result<SecretMeta> {
         validate_value(value)?;
         let cipher = self.cipher.as_ref().ok_or(StoreError::KeyRequired)?;
-        write_tx(&mut self.conn, |tx| {
+        let meta = write_tx(&mut self.conn, |tx| {
             let Some(meta) = find(tx, scope, name)? else {
                 return Err(StoreError::SecretNotFound {
                     scope: scope.describe(),
@@ -274,7 +269,11 @@ impl Store {
                 find(tx, scope, name)?.ok_or_else(|| StoreError::Corrupt("row vanished".into()))?;
             append(tx, Some(actor), "secret.update", &audit_detail(&meta))?;
             Ok(meta)
-        })
+        })?;
+        // On disk before the caller says so, and no replaced or deleted
+        // ciphertext left behind in the write-ahead log.
+        self.checkpoint()?;
+        Ok(meta)
     }
 
     /// Fails with the error a write would give when the secret's presence is
@@ -309,7 +308,7 @@ impl Store {
         name: &SecretName,
         actor: &str,
     ) -> Result<SecretMeta> {
-        self.write(|tx| {
+        let meta = self.write(|tx| {
             let Some(meta) = find(tx, scope, name)? else {
                 return Err(StoreError::SecretNotFound {
                     scope: scope.describe(),
@@ -322,7 +321,11 @@ impl Store {
             )?;
             append(tx, Some(actor), "secret.delete", &audit_detail(&meta))?;
             Ok(meta)
-        })
+        })?;
+        // On disk before the caller says so, and no replaced or deleted
+        // ciphertext left behind in the write-ahead log.
+        self.checkpoint()?;
+        Ok(meta)
     }
 
     /// Metadata of every secret, team first, then personal by owner, by name.

@@ -129,8 +129,6 @@ fn write(ctx: &Context, args: &WriteArgs, update: bool) -> Result<()> {
     } else {
         store.create_secret(&t.scope, &t.name, description, &value, &t.actor)?
     };
-    // On disk before we say so, and no replaced ciphertext left in the log.
-    store.checkpoint()?;
     warn_if_short(&t.name, &value);
     println!(
         "{} {} (version {})",
@@ -145,8 +143,6 @@ pub fn delete(ctx: &Context, args: &TargetArgs) -> Result<()> {
     let t = target(ctx, args)?;
     let mut store = ctx.store(false)?;
     let meta = store.delete_secret(&t.scope, &t.name, &t.actor)?;
-    // On disk before we say so, and the deleted ciphertext not left in the log.
-    store.checkpoint()?;
     println!("deleted {}", describe(&meta));
     Ok(())
 }
