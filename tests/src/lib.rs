@@ -10,6 +10,7 @@ pub mod daemon;
 pub mod fake_api;
 pub mod http;
 pub mod signing;
+pub mod users;
 
 pub use daemon::{Daemon, STOP_TIMEOUT, free_addr, server_section, wait_for, wait_until};
 pub use http::{NO_HEADERS, Response};
