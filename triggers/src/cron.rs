@@ -46,21 +46,22 @@ mod fields;
 mod properties;
 #[cfg(test)]
 mod tests;
+mod zone;
 
 use std::fmt;
 use std::str::FromStr;
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
-use chrono_tz::Tz;
 use supervisor_config::{Config, Schedule};
 
 use fields::{Field, Values};
+pub use zone::{Zone, ZoneOffset};
 
 /// A parsed crontab expression in a time zone.
 #[derive(Debug, Clone)]
 pub struct CronSchedule {
     expression: String,
-    timezone: Tz,
+    timezone: Zone,
     /// The firing times are the union of these (two when crontab ORs the day
     /// fields, otherwise one).
     parts: Vec<::cron::Schedule>,
@@ -141,7 +142,7 @@ pub enum CronError {
     })]
     UnknownTimezone {
         timezone: String,
-        suggestion: Option<&'static str>,
+        suggestion: Option<String>,
     },
     /// The crate refused the expression built from valid crontab text; a bug here.
     #[error("`{expression}` could not be prepared for scheduling: {reason}")]
@@ -168,7 +169,7 @@ impl CronSchedule {
     }
 
     /// Parses crontab text read in `timezone`.
-    pub fn with_timezone(expression: &str, timezone: Tz) -> Result<CronSchedule, CronError> {
+    pub fn with_timezone(expression: &str, timezone: Zone) -> Result<CronSchedule, CronError> {
         let expression = expression.trim();
         if expression.is_empty() {
             return Err(CronError::Empty);
@@ -239,21 +240,21 @@ impl CronSchedule {
     }
 
     /// The zone the expression is read in; `.name()` gives its IANA name.
-    pub fn timezone(&self) -> Tz {
-        self.timezone
+    pub fn timezone(&self) -> &Zone {
+        &self.timezone
     }
 
     /// The first firing strictly after `after`, in the schedule's zone; `None`
     /// when there is none before the end of the year 2100.
-    pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Tz>> {
+    pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Zone>> {
         self.parts
             .iter()
-            .filter_map(|part| next_in(part, self.timezone, after))
+            .filter_map(|part| next_in(part, &self.timezone, after))
             .min()
     }
 
     /// The next `n` firings after `after` (fewer when the schedule ends).
-    pub fn upcoming(&self, after: DateTime<Utc>, n: usize) -> Vec<DateTime<Tz>> {
+    pub fn upcoming(&self, after: DateTime<Utc>, n: usize) -> Vec<DateTime<Zone>> {
         let mut out = Vec::with_capacity(n);
         let mut cursor = after;
         while out.len() < n {
@@ -288,13 +289,10 @@ pub fn validate_schedules(config: &Config) -> Vec<(String, CronError)> {
 }
 
 /// An IANA zone name; a near miss in letter case is suggested.
-pub fn parse_timezone(name: &str) -> Result<Tz, CronError> {
-    name.parse::<Tz>().map_err(|_| CronError::UnknownTimezone {
+pub fn parse_timezone(name: &str) -> Result<Zone, CronError> {
+    Zone::get(name).map_err(|suggestion| CronError::UnknownTimezone {
         timezone: name.to_owned(),
-        suggestion: chrono_tz::TZ_VARIANTS
-            .iter()
-            .find(|tz| tz.name().eq_ignore_ascii_case(name.trim()))
-            .map(|tz| tz.name()),
+        suggestion,
     })
 }
 
@@ -370,8 +368,8 @@ impl Times {
 /// there, so the loop ends by the end of the repeated hour, after at most one
 /// step per firing in that hour (3600 for an every-second schedule, once a
 /// year).
-fn next_in(part: &::cron::Schedule, zone: Tz, after: DateTime<Utc>) -> Option<DateTime<Tz>> {
-    let mut cursor = after.with_timezone(&zone);
+fn next_in(part: &::cron::Schedule, zone: &Zone, after: DateTime<Utc>) -> Option<DateTime<Zone>> {
+    let mut cursor = after.with_timezone(zone);
     loop {
         let candidate = part.after(&cursor).next()?;
         if candidate > after {
@@ -380,7 +378,7 @@ fn next_in(part: &::cron::Schedule, zone: Tz, after: DateTime<Utc>) -> Option<Da
         let second_pass = zone
             .from_local_datetime(&candidate.naive_local())
             .latest()
-            .unwrap_or(candidate);
+            .unwrap_or_else(|| candidate.clone());
         // Always move on, even were the zone data to surprise us.
         cursor = second_pass.max(cursor + TimeDelta::seconds(1));
     }

@@ -10,7 +10,7 @@
 
 pub mod cron;
 
-pub use self::cron::{CronError, CronSchedule, validate_schedules};
+pub use self::cron::{CronError, CronSchedule, Zone, validate_schedules};
 
 mod error;
 pub mod linear;
