@@ -181,6 +181,24 @@ pub enum Reply {
     },
 }
 
+impl Reply {
+    /// The reply's name, for messages about an answer that does not fit.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Reply::Checked => "checked",
+            Reply::SecretChanged { .. } => "secret_changed",
+            Reply::Secrets { .. } => "secrets",
+            Reply::Scope { .. } => "scope",
+            Reply::RunEnded { .. } => "run_ended",
+            Reply::Runs { .. } => "runs",
+            Reply::Run { .. } => "run",
+            Reply::Log { .. } => "log",
+            Reply::Audit { .. } => "audit",
+            Reply::AuditIntact { .. } => "audit_intact",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Change {

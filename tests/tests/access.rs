@@ -283,15 +283,22 @@ fn an_os_user_who_is_no_member_is_told_which_entry_to_add() {
             "{out}"
         );
     }
-    // Someone who is nobody sees no member's personal secrets.
-    let out = run_with_input(
-        team.command_with("nobody.toml", &["secret", "list", "--json"]),
-        b"",
-    );
-    assert_eq!(listed(&out.json()), [item("SHARED", None)]);
-    let out = run_with_input(
-        team.command_with("nobody.toml", &["secret", "list", "--all"]),
-        b"",
-    );
-    assert!(out.err().contains("needs an admin"), "{out}");
+    // Someone who is nobody sees nothing of the store, not even team
+    // secrets' names, and is told the same (the rule of the daemon, too).
+    for args in [
+        &["secret", "list", "--json"][..],
+        &["secret", "list", "--all"],
+        &["runs", "list"],
+        &["scope", "dump", "--trigger", "cron"],
+        &["audit", "list"],
+    ] {
+        let out = run_with_input(team.command_with("nobody.toml", args), b"");
+        let err = out.err();
+        assert!(
+            err.contains(&format!("the user `{user}` is not a member of team `acme`")),
+            "{args:?}: {out}"
+        );
+        assert!(!out.all().contains("SHARED"), "{out}");
+        assert!(err.contains("note: local mode"), "says which mode: {out}");
+    }
 }
