@@ -10,6 +10,7 @@ use supervisor_protocol::{Reply, Request};
 
 use crate::context::Context;
 use crate::control::{self, Caller, Output, handlers};
+use crate::fail::Failure;
 use crate::run::{Echo, Engine};
 
 pub struct Local {
@@ -37,7 +38,7 @@ impl Local {
             "no control socket is configured"
         };
         format!(
-            "local mode ({why}): this process opened the store in {}",
+            "local mode ({why}): this process opens the store in {} itself",
             self.ctx.state_dir.display()
         )
     }
@@ -45,6 +46,7 @@ impl Local {
     /// The engine over the store, unlocked with the master key when `key`.
     fn engine(&mut self, key: bool) -> Result<&Engine> {
         if self.engine.is_none() {
+            self.check_access()?;
             let store = self.ctx.store(key)?;
             self.unlocked = key;
             self.engine = Some(Engine {
@@ -64,6 +66,29 @@ impl Local {
             self.unlocked = true;
         }
         Ok(self.engine.as_ref().expect("opened above"))
+    }
+
+    /// On a host where the daemon owns the state, say so plainly (the store
+    /// would only report that it found nothing).
+    fn check_access(&self) -> Result<()> {
+        let dir = &self.ctx.state_dir;
+        match std::fs::read_dir(dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Err(Failure::new(
+                format!(
+                    "you may not open the state directory {} (permission denied)",
+                    dir.display()
+                ),
+            )
+            .hint(match &self.ctx.config.server.control_socket {
+                Some(socket) => format!(
+                    "on this host the daemon holds the store: leave out --local, and your commands go to it on {}",
+                    socket.display()
+                ),
+                None => "local mode needs the user who owns the state directory and the key".to_owned(),
+            })
+            .into()),
+            _ => Ok(()),
+        }
     }
 
     pub fn call(&mut self, request: Request, out: &mut dyn Output) -> Result<Reply> {

@@ -9,6 +9,7 @@ use supervisor_protocol::Reply;
 use supervisor_store::{RunRecord, RunStatus};
 
 use crate::control::{Caller, authz, document};
+use crate::fail::Failure;
 #[cfg(doc)]
 use crate::run::Outcome;
 use crate::run::{Engine, RunRequest};
@@ -21,6 +22,15 @@ pub fn request(
     prompt: Option<String>,
 ) -> Result<RunRequest> {
     let me = authz::start_run(caller, &engine.config)?;
+    // Known before anything is queued, so that the answer says so (a run
+    // of no agent has no record to answer with).
+    if engine.config.agent(&agent).is_none() {
+        return Err(
+            Failure::new(format!("no agent named `{agent}` in the config"))
+                .hint(format!("the agents are: {}", engine.agent_names()))
+                .into(),
+        );
+    }
     Ok(RunRequest {
         agent,
         kind: TriggerKind::Cli,
