@@ -40,7 +40,10 @@ impl Backend {
         if !global.local
             && let Some(socket) = &global.socket
         {
-            return Ok(Backend::Daemon(Client::new(socket.clone(), "--socket")));
+            return Ok(Backend::Daemon(Client::new(
+                socket.clone(),
+                "--socket or $SUPERVISOR_SOCKET",
+            )));
         }
         let config = Config::load(&config_path(global)?)?;
         match config.server.control_socket.clone() {
