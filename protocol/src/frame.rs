@@ -113,15 +113,21 @@ pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, ProtocolError> {
     if head.v != PROTOCOL {
         return Err(ProtocolError::Version {
             theirs: head.v,
-            their_supervisor: if head.supervisor.is_empty() {
-                "unknown".into()
-            } else {
-                head.supervisor
-            },
+            their_supervisor: version_text(head.supervisor),
         });
     }
     let incoming: Incoming<T> = serde_json::from_slice(body).map_err(malformed)?;
     Ok(incoming.msg)
+}
+
+/// The peer's version as it may be shown and logged: a short version
+/// string, else `unknown` (it is the peer's text, so nothing else of it).
+fn version_text(text: String) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '+');
+    if text.is_empty() || text.len() > 32 || !text.chars().all(plain) {
+        return "unknown".into();
+    }
+    text
 }
 
 fn malformed(e: serde_json::Error) -> ProtocolError {

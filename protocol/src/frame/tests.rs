@@ -124,6 +124,22 @@ fn another_version_is_named_and_its_errors_still_read() {
     assert!(err.contains("protocol 7 (supervisor 9.9.9)"), "{err}");
     assert!(err.contains("this one speaks protocol 1"), "{err}");
 
+    // The peer's version string is shown only when it looks like one.
+    for odd in ["", "0.1.0\nINFO forged log line", &"9".repeat(33)] {
+        let text = format!(
+            r#"{{"v":7,"supervisor":{},"msg":{{}}}}"#,
+            serde_json::to_string(odd).unwrap()
+        );
+        match decode::<Call>(text.as_bytes()) {
+            Err(ProtocolError::Version {
+                their_supervisor, ..
+            }) => {
+                assert_eq!(their_supervisor, "unknown", "{odd:?}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
     // An error from a daemon of another version, of a kind not known here.
     let error = br#"{"v":7,"supervisor":"9.9.9","error":{"kind":"brand_new","message":"nope","hint":"upgrade"}}"#;
     match decode::<Answer>(error) {

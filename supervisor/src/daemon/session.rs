@@ -130,6 +130,11 @@ fn protocol_error(e: ProtocolError) -> WireError {
         )
         .hint("use the supervisor binary of the daemon's version (after an upgrade, restart the daemon)"),
         ProtocolError::TooLarge { .. } => WireError::new(ErrorKind::TooLarge, e.to_string()),
+        // Its text is the client's: not something to repeat or log.
+        ProtocolError::Remote(_) => WireError::new(
+            ErrorKind::Malformed,
+            "the daemon could not read the request: an error is no request",
+        ),
         other => WireError::new(
             ErrorKind::Malformed,
             format!("the daemon could not read the request: {other}"),
