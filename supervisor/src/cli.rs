@@ -101,10 +101,10 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Past and current runs
+    /// Past and current runs: your own (admins: every run)
     #[command(subcommand)]
     Runs(RunsCommand),
-    /// The hash-chained audit log of secret changes and runs
+    /// The hash-chained audit log of secret changes and runs (admins)
     #[command(subcommand)]
     Audit(AuditCommand),
     /// Check the config file
@@ -156,7 +156,7 @@ pub enum SecretCommand {
 #[derive(Debug, Args)]
 #[command(group = clap::ArgGroup::new("scope").required(true).args(["team", "personal"]))]
 pub struct TargetArgs {
-    /// A team secret: every run receives it (creating one needs an admin)
+    /// A team secret: every run receives it (admins only)
     #[arg(long)]
     pub team: bool,
     /// A personal secret: only runs you start receive it
@@ -165,8 +165,8 @@ pub struct TargetArgs {
     /// The name, which is also the environment variable the agent sees
     #[arg(long, value_name = "NAME")]
     pub name: String,
-    /// With --personal: the member who owns it (for members who only use Slack
-    /// or Linear; needs the master key)
+    /// With --personal: another member who owns it (admins only; for members
+    /// who only use Slack or Linear, or to revoke a departed member's)
     #[arg(long, value_name = "MEMBER", conflicts_with = "team")]
     pub member: Option<String>,
 }

@@ -257,6 +257,31 @@ fn ctrl_c_interrupts_the_run_and_a_vanished_client_stops_it() {
 }
 
 #[test]
+fn a_daemon_that_stops_interrupts_the_runs_its_clients_follow() {
+    if skip_unless_root("a_daemon_that_stops_interrupts_the_runs_its_clients_follow") {
+        return;
+    }
+    let mut host = Host::start_with("shutdown_grace = \"1s\"", AGENTS);
+    let run = Following::start(&host, &host.alice, &["run", "sleeper"]);
+    assert_eq!(run.next_line(), "started");
+    host.daemon.signal(Signal::SIGTERM);
+    let (code, _, err) = run.finish();
+    assert_eq!(code, Some(143), "as the daemon's SIGTERM stopped it: {err}");
+    assert!(
+        host.daemon
+            .wait_exit(Duration::from_secs(30))
+            .is_some_and(|s| s.success())
+    );
+    // The daemon is gone; the record is in the store.
+    let status: String = host
+        .team
+        .db()
+        .query_row("SELECT status FROM runs", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(status, "interrupted");
+}
+
+#[test]
 fn the_daemons_limits_apply_to_socket_runs() {
     if skip_unless_root("the_daemons_limits_apply_to_socket_runs") {
         return;
