@@ -403,8 +403,18 @@ fn bad_frames_and_other_versions_get_errors_and_the_daemon_goes_on() {
     assert_eq!(kind, "not_a_member");
     assert!(message.starts_with("uid 0 (user `root`)"), "{message}");
 
-    // After all that, the daemon still answers.
+    // After all that, the daemon still answers, and counted every refusal.
     host.cmd(alice, "", &["secret", "list"]).ok();
+    let count = |request: &str, result: &str| {
+        host.daemon.metric(&format!(
+            "supervisor_control_requests_total{{request=\"{request}\",result=\"{result}\"}}"
+        ))
+    };
+    assert_eq!(count("unknown", "malformed"), 4);
+    assert_eq!(count("unknown", "too_large"), 1);
+    assert_eq!(count("unknown", "version"), 1);
+    assert_eq!(count("secret_list", "not_a_member"), 1);
+    assert_eq!(count("secret_list", "ok"), 1);
     assert!(
         !host.daemon.log().contains("panicked"),
         "{}",

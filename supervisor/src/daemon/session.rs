@@ -42,12 +42,14 @@ pub async fn serve(daemon: Arc<Daemon>, stream: UnixStream) {
             return;
         }
     };
+    let metrics = daemon.runner.metrics.clone();
     let (mut read, mut write) = stream.into_split();
     let request = match receive(&mut read).await {
         Ok(r) => r,
         Err(None) => return,
         Err(Some(error)) => {
             tracing::info!(uid = cred.uid, kind = ?error.kind, "control socket: request refused: {}", error.message);
+            metrics.control("unknown", kind_label(error.kind));
             let _ = write_frame(&mut write, &encode_error(&error)).await;
             return;
         }
@@ -59,6 +61,7 @@ pub async fn serve(daemon: Arc<Daemon>, stream: UnixStream) {
         Ok(Ok(caller)) => caller,
         Ok(Err(error)) | Err(error) => {
             tracing::warn!(uid = cred.uid, pid = ?cred.pid, request = request.label(), "control socket: caller refused: {}", error.message);
+            metrics.control(request.label(), kind_label(error.kind));
             let _ = write_frame(&mut write, &encode_error(&error)).await;
             return;
         }
@@ -76,10 +79,30 @@ pub async fn serve(daemon: Arc<Daemon>, stream: UnixStream) {
         other => answer(&daemon, caller, other, &mut write).await,
     };
     match result {
-        Ok(()) => tracing::info!(uid = cred.uid, %member, request = label, "control request done"),
-        Err(e) => {
-            tracing::info!(uid = cred.uid, %member, request = label, kind = ?e.kind, "control request failed: {}", e.message)
+        Ok(()) => {
+            tracing::info!(uid = cred.uid, %member, request = label, "control request done");
+            metrics.control(label, "ok");
         }
+        Err(e) => {
+            tracing::info!(uid = cred.uid, %member, request = label, kind = ?e.kind, "control request failed: {}", e.message);
+            metrics.control(label, kind_label(e.kind));
+        }
+    }
+}
+
+/// An error kind as a metrics label.
+fn kind_label(kind: ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::Version => "version",
+        ErrorKind::Malformed => "malformed",
+        ErrorKind::TooLarge => "too_large",
+        ErrorKind::Timeout => "timeout",
+        ErrorKind::NotAMember => "not_a_member",
+        ErrorKind::Agent => "agent",
+        ErrorKind::Denied => "denied",
+        ErrorKind::Failed => "failed",
+        ErrorKind::Busy => "busy",
+        ErrorKind::Other => "other",
     }
 }
 
