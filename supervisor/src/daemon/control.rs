@@ -93,15 +93,18 @@ impl ControlSocket {
     }
 
     /// Accepts connections until `stop` resolves; each is served on a task
-    /// of its own.
+    /// of its own. Then waits for the connections in flight: a client
+    /// following a run gets its end, also when a shutdown ended the run.
     pub async fn serve(&mut self, daemon: Arc<Daemon>, stop: impl Future<Output = ()>) {
         let Some(listener) = self.listener.take() else {
             return;
         };
         let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+        let mut sessions = tokio::task::JoinSet::new();
         tokio::pin!(stop);
         loop {
             let stream = tokio::select! {
+                Some(_) = sessions.join_next(), if !sessions.is_empty() => continue,
                 accepted = listener.accept() => match accepted {
                     Ok((stream, _)) => stream,
                     Err(e) => {
@@ -124,11 +127,14 @@ impl ControlSocket {
                 continue;
             };
             let daemon = daemon.clone();
-            tokio::spawn(async move {
+            sessions.spawn(async move {
                 super::session::serve(daemon, stream).await;
                 drop(slot);
             });
         }
+        // Nobody new can connect; the socket file goes once they are done.
+        drop(listener);
+        while sessions.join_next().await.is_some() {}
     }
 }
 

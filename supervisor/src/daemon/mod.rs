@@ -40,6 +40,10 @@ use metrics::Metrics;
 use runner::Runner;
 use schedule::Scheduler;
 
+/// How long, at shutdown, clients of the control socket have to take the
+/// answers still due to them once the runs are over.
+const CLIENTS_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The supervisor's own credentials for the trigger sources, read at start
 /// and at each reload.
 #[derive(Default)]
@@ -249,12 +253,15 @@ async fn run(global: &Global, ctx: Context) -> Result<()> {
     notify::stopping();
     scheduler.stop();
     let _ = stop_http.send(());
-    // No new requests; runs that clients follow end with the others.
+    // No new requests; runs that clients follow end with the others, and
+    // their clients get that end (unless they stopped reading).
     let _ = stop_control.send(());
-    if let Some(control) = control {
-        let _ = control.await;
-    }
     runner.shutdown(config.server.shutdown_grace).await;
+    if let Some(control) = control
+        && tokio::time::timeout(CLIENTS_GRACE, control).await.is_err()
+    {
+        tracing::warn!("some control socket clients did not take their answers in time");
+    }
     http.await;
     tracing::info!("stopped");
     Ok(())
