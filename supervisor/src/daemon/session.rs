@@ -167,16 +167,20 @@ fn protocol_error(e: ProtocolError) -> WireError {
 
 /// Runs `work` on a blocking thread: the store's calls block, and the
 /// daemon's async workers must not wait for them.
-async fn blocking<T: Send + 'static>(
+fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, WireError> {
-    tokio::task::spawn_blocking(work).await.map_err(|e| {
-        tracing::error!(error = %e, "a control handler failed");
-        WireError::new(
-            ErrorKind::Failed,
-            "the daemon failed to handle the request; its log says more",
-        )
-    })
+) -> impl Future<Output = Result<T, WireError>> {
+    // Started now; awaited whenever the caller is ready for the result.
+    let job = tokio::task::spawn_blocking(work);
+    async move {
+        job.await.map_err(|e| {
+            tracing::error!(error = %e, "a control handler failed");
+            WireError::new(
+                ErrorKind::Failed,
+                "the daemon failed to handle the request; its log says more",
+            )
+        })
+    }
 }
 
 /// Output of a handler (a stored log) on its way to the client.
@@ -199,7 +203,7 @@ async fn answer(
 ) -> Result<(), WireError> {
     let engine = daemon.runner.engine();
     let (tx, mut rx) = mpsc::channel(8);
-    let job = tokio::task::spawn_blocking(move || {
+    let job = blocking(move || {
         control::handle(&engine, &caller, request, &mut ToClient(tx))
             .map_err(|e| crate::fail::to_wire(&e))
     });
@@ -211,13 +215,7 @@ async fn answer(
         };
         open = open && write_msg(write, &msg).await.is_ok();
     }
-    let result = job.await.unwrap_or_else(|e| {
-        tracing::error!(error = %e, "a control handler failed");
-        Err(WireError::new(
-            ErrorKind::Failed,
-            "the daemon failed to handle the request; its log says more",
-        ))
-    });
+    let result = job.await.and_then(|r| r);
     send_result(write, result.map(Answer::Done)).await
 }
 
