@@ -50,6 +50,10 @@ command = ["/bin/true"]
 required_secrets = ["DEPLOY_KEY"]
 
 [[agents]]
+name = "digest"
+command = ["/bin/sh", "-c", "printf %s \"$BIG\" | sha256sum; printf %s \"$ODD\" | sha256sum"]
+
+[[agents]]
 name = "sleeper"
 command = ["/bin/sh", "-c", "echo $$ > sleeper.pid; echo started; exec sleep 60"]
 timeout = "2m"
@@ -165,6 +169,82 @@ fn a_run_streams_back_live_as_its_caller() {
     }
     let bobs = host.cmd(&host.bob, "", &["runs", "list", "--json"]).json();
     assert_eq!(bobs, serde_json::json!([]));
+}
+
+#[test]
+fn values_arrive_intact_through_the_socket() {
+    if skip_unless_root("values_arrive_intact_through_the_socket") {
+        return;
+    }
+    use sha2::{Digest, Sha256};
+    let host = Host::start(AGENTS);
+    // The largest value there may be, from a file, and one with every kind
+    // of character JSON escapes, from stdin.
+    let big: String = (0..64 * 1024)
+        .map(|i| (b'a' + (i % 26) as u8) as char)
+        .collect();
+    let file = host.team.path().join("big.value");
+    std::fs::write(&file, &big).unwrap();
+    std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let path = file.to_str().unwrap();
+    host.cmd(
+        &host.alice,
+        "",
+        &[
+            "secret",
+            "create",
+            "--personal",
+            "--name",
+            "BIG",
+            "--value-file",
+            path,
+        ],
+    )
+    .ok();
+    let odd = "line one\n\"quoted\" \\ back\tslash ünïcödé \u{1F512} \u{7}";
+    host.secret(&host.alice, &["--personal"], "ODD", odd);
+    let out = host.cmd(&host.alice, "", &["run", "digest"]);
+    let hex = |v: &str| hex::encode(Sha256::digest(v.as_bytes()));
+    let text = out.ok();
+    assert!(text.contains(&hex(&big)), "{out}");
+    assert!(text.contains(&hex(odd)), "{out}");
+    // One byte more: a file is refused before it is sent, stdin by the daemon.
+    std::fs::write(&file, format!("{big}x")).unwrap();
+    let out = host.cmd(
+        &host.alice,
+        "",
+        &[
+            "secret",
+            "update",
+            "--personal",
+            "--name",
+            "BIG",
+            "--value-file",
+            path,
+        ],
+    );
+    assert!(
+        out.err().contains("a value is at most 65536 bytes"),
+        "{out}"
+    );
+    let out = host.cmd(
+        &host.alice,
+        &format!("{big}x"),
+        &["secret", "update", "--personal", "--name", "BIG"],
+    );
+    assert!(
+        out.err()
+            .contains("the value is 65537 bytes; the limit is 65536 bytes"),
+        "{out}"
+    );
+    assert!(out.stderr.contains("note: sent to the daemon"), "{out}");
+    let listed = host
+        .cmd(&host.alice, "", &["secret", "list", "--json"])
+        .json();
+    assert!(
+        listed.as_array().unwrap().iter().all(|s| s["version"] == 1),
+        "{listed}"
+    );
 }
 
 #[test]
