@@ -366,12 +366,26 @@ fn the_daemons_limits_apply_to_socket_runs() {
     if skip_unless_root("the_daemons_limits_apply_to_socket_runs") {
         return;
     }
-    let host = Host::start_with("max_concurrent_runs = 1\nqueue_limit = 0", AGENTS);
+    let host = Host::start_with("max_concurrent_runs = 1\nqueue_limit = 1", AGENTS);
     let first = Following::start(&host, &host.alice, &["run", "stream"]);
     assert_eq!(first.next_line(), "first");
-    let second = host.cmd(&host.bob, "", &["run", "exit", "--prompt", "0"]);
-    assert_eq!(second.code, Some(125), "{second}");
-    assert!(second.stderr.contains("the run queue is full"), "{second}");
+    // One may wait for the slot; a third is refused at once.
+    let waiting = Following::start(&host, &host.bob, &["run", "exit", "--prompt", "0"]);
+    wait_for("the second run to wait", Duration::from_secs(30), || {
+        let m = host.daemon.metric("supervisor_runs_queued");
+        (m == 1).then_some(())
+    });
+    let third = host.cmd(&host.bob, "", &["run", "exit", "--prompt", "0"]);
+    assert_eq!(third.code, Some(125), "{third}");
+    assert!(third.stderr.contains("the run queue is full"), "{third}");
+    // Ctrl-C while waiting: it never starts, and the client exits 130.
+    waiting.signal(Signal::SIGINT);
+    let (code, _, err) = waiting.finish();
+    assert_eq!(code, Some(130), "{err}");
+    assert!(
+        err.contains("its client stopped it before it started"),
+        "{err}"
+    );
     std::fs::write(host.team.path().join("go"), "").unwrap();
     assert_eq!(first.finish().0, Some(0));
     host.cmd(&host.bob, "", &["run", "exit", "--prompt", "0"])

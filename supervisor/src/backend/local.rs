@@ -110,17 +110,14 @@ impl Local {
         // Listen before anything is recorded or started: a Ctrl-C that killed
         // the process in between would leave the run marked running, its home
         // on disk and what the agent started alive.
-        let caught = Arc::new(AtomicI32::new(libc::SIGINT));
+        let caught = Arc::new(AtomicI32::new(0));
         let stop = {
             let _entered = runtime.enter();
             interrupted(caught.clone())?
         };
         let outcome = runtime.block_on(engine.execute(req, Echo::Terminal, stop, |_| {}))?;
-        handlers::run::ended(
-            &outcome.record,
-            outcome.exit_code(),
-            caught.load(Ordering::SeqCst),
-        )
+        let signal = Some(caught.load(Ordering::SeqCst)).filter(|s| *s != 0);
+        handlers::run::ended(&outcome.record, outcome.exit_code(), signal)
     }
 }
 

@@ -29,10 +29,15 @@ pub fn run(backend: &mut Backend, args: &RunArgs) -> Result<u8> {
     let record: RunView = read(&doc, "run")?;
     if let Some(reason) = &record.reason {
         eprintln!("error: {reason}");
-        eprintln!(
-            "hint: `supervisor scope {} --trigger cli` shows what runs receive",
-            record.agent
-        );
+        // Refusals of the scope rule, not of a busy daemon or a Ctrl-C.
+        let busy = reason.starts_with("the run queue is full")
+            || reason == "the supervisor is shutting down";
+        if !busy && exit_code <= 128 {
+            eprintln!(
+                "hint: `supervisor scope {} --trigger cli` shows what runs receive",
+                record.agent
+            );
+        }
     } else if let Some(error) = record.detail["error"].as_str() {
         eprintln!("error: {error}");
     } else if std::io::stderr().is_terminal() {

@@ -350,9 +350,7 @@ async fn follow(
             end = &mut *finished, if !output_open => {
                 let result = match end {
                     Ok((record, exit_code)) => {
-                        // A client's signal, else the daemon's own shutdown.
-                        let signal = interrupted_by.unwrap_or(libc::SIGTERM);
-                        handlers::run::ended(&record, exit_code, signal)
+                        handlers::run::ended(&record, exit_code, interrupted_by)
                             .map(Answer::Done)
                             .map_err(|e| crate::fail::to_wire(&e))
                     }

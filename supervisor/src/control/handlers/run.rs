@@ -42,10 +42,12 @@ pub fn request(
 
 /// How the run ended, with the status `supervisor run` exits with: the
 /// agent's own (`exit_code`, from [`Outcome::exit_code`]), or 128 + the
-/// signal that interrupted the run.
-pub fn ended(record: &RunRecord, exit_code: i32, interrupted_by: i32) -> Result<Reply> {
-    let exit_code = match record.status {
-        RunStatus::Interrupted => 128 + interrupted_by,
+/// signal that stopped the run: `signal` is the one the caller sent (a run
+/// they stopped before it started exits so too), else a shutdown's SIGTERM.
+pub fn ended(record: &RunRecord, exit_code: i32, signal: Option<i32>) -> Result<Reply> {
+    let exit_code = match (&record.status, signal) {
+        (RunStatus::Interrupted, _) => 128 + signal.unwrap_or(libc::SIGTERM),
+        (RunStatus::Rejected { .. }, Some(signal)) => 128 + signal,
         _ => exit_code,
     };
     Ok(Reply::RunEnded {
