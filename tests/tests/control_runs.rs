@@ -378,6 +378,7 @@ fn the_daemons_limits_apply_to_socket_runs() {
     let third = host.cmd(&host.bob, "", &["run", "exit", "--prompt", "0"]);
     assert_eq!(third.code, Some(125), "{third}");
     assert!(third.stderr.contains("the run queue is full"), "{third}");
+    assert!(!third.stderr.contains("hint: `supervisor scope"), "{third}");
     // Ctrl-C while waiting: it never starts, and the client exits 130.
     waiting.signal(Signal::SIGINT);
     let (code, _, err) = waiting.finish();
@@ -386,6 +387,7 @@ fn the_daemons_limits_apply_to_socket_runs() {
         err.contains("its client stopped it before it started"),
         "{err}"
     );
+    assert!(!err.contains("hint: `supervisor scope"), "{err}");
     std::fs::write(host.team.path().join("go"), "").unwrap();
     assert_eq!(first.finish().0, Some(0));
     host.cmd(&host.bob, "", &["run", "exit", "--prompt", "0"])
