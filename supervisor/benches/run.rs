@@ -33,7 +33,7 @@ fn main() {
     for (i, v) in values.iter().enumerate() {
         team.secret(&["--team", "--local"], &format!("A{}", i + 1), v);
     }
-    let _daemon = team.serve();
+    let daemon = team.serve();
 
     let mut baseline = Command::new("/usr/bin/env");
     baseline.arg("-i");
@@ -52,12 +52,14 @@ fn main() {
     let mut base = Samples::default();
     let mut sup = Samples::default();
     let mut via = Samples::default();
+    let daemon_before = process_cpu(daemon.pid());
     for _ in 0..n {
         base.push(time(&mut baseline));
         sup.push(time(&mut local));
         via.push(time(&mut socket));
     }
 
+    let daemon_cpu = (process_cpu(daemon.pid()) - daemon_before) / n as u32;
     println!("{n} iterations each, interleaved, {SECRETS} team secrets");
     println!("cpu: of the processes started here; the daemon's share of a socket run is not in it");
     println!("binary: {}", bin.display());
@@ -91,6 +93,10 @@ fn main() {
         "socket / local, medians: wall {:.2}x ({:+.3} ms)",
         vw.as_secs_f64() / sw.as_secs_f64(),
         (vw.as_secs_f64() - sw.as_secs_f64()) * 1e3
+    );
+    println!(
+        "daemon cpu per socket run (mean over the loop, agents included): {}",
+        ms(daemon_cpu)
     );
 }
 
@@ -149,6 +155,20 @@ fn children_cpu() -> Duration {
         Duration::from_secs(t.tv_sec() as u64) + Duration::from_micros(t.tv_usec() as u64)
     };
     tv(usage.user_time()) + tv(usage.system_time())
+}
+
+/// User + system CPU time of a running process and its reaped children, from
+/// /proc (in clock ticks of 10 ms: only a mean over many runs means much).
+fn process_cpu(pid: i32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("the daemon's stat");
+    let fields: Vec<u64> = stat[stat.rfind(')').expect("comm") + 2..]
+        .split(' ')
+        .skip(11) // utime is field 14: the 12th after the state
+        .take(4)
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    let ticks: u64 = fields.iter().sum();
+    Duration::from_millis(ticks * 10)
 }
 
 /// Median and 95th percentile.
