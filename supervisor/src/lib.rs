@@ -1,5 +1,7 @@
-//! The `supervisor` binary's library: the command line, the run path
-//! (scope rule, isolated spawn, redaction) and the daemon.
+//! The `supervisor` binary's library: the command line, the requests it
+//! makes (answered in this process or by the daemon over the control
+//! socket), the run path (scope rule, isolated spawn, redaction) and the
+//! daemon.
 //!
 //! `main.rs` only calls [`main_with_args`]; everything else lives here so
 //! that it can be tested.
