@@ -320,6 +320,22 @@ fn a_user_who_is_no_member_is_refused_with_the_entry_to_add() {
     let out = host.cmd(&carol, "", &["run", "anything"]);
     assert_eq!(out.code, Some(125), "{out}");
     assert!(host.daemon.log().contains(&format!("uid={}", carol.uid)));
+
+    // The entry the hint shows, and a reload (SIGHUP), let her in.
+    let config = host.team.path().join("supervisor.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!(
+        "\n[[members]]\nname = \"{0}\"\nunix_user = \"{0}\"\n",
+        carol.name
+    ));
+    std::fs::write(&config, text).unwrap();
+    host.daemon.signal(nix::sys::signal::Signal::SIGHUP);
+    assert!(
+        host.daemon
+            .wait_for_log("config reloaded", std::time::Duration::from_secs(30))
+    );
+    let out = host.cmd(&carol, "", &["secret", "list"]);
+    assert!(out.ok().contains("SHARED"), "{out}");
 }
 
 /// A frame as a client sends it: length, then the body.
