@@ -29,7 +29,8 @@ pub struct PeerCred {
 pub fn identify(config: &Config, peer: PeerCred, daemon_pid: i32) -> Result<Caller, WireError> {
     let agents = agent_uids(config);
     if agents.contains(&0) || agents.contains(&peer.uid) {
-        let Some(pid) = peer.pid else {
+        // 0: a process the kernel cannot name in our pid namespace.
+        let Some(pid) = peer.pid.filter(|p| *p > 0) else {
             return Err(WireError::new(
                 ErrorKind::Agent,
                 format!(
