@@ -30,7 +30,7 @@ pub use names::{NameError, SecretName, is_reserved_env_name, validate_member_nam
 pub use schedules::{DEFAULT_TIMEZONE, Overlap, Schedule};
 pub use server::{
     DEFAULT_BODY_LIMIT, DEFAULT_LISTEN, DEFAULT_LOG, DEFAULT_MAX_CONCURRENT_RUNS,
-    DEFAULT_QUEUE_LIMIT, DEFAULT_SHUTDOWN_GRACE, Server,
+    DEFAULT_QUEUE_LIMIT, DEFAULT_SHUTDOWN_GRACE, MAX_SOCKET_PATH, Server,
 };
 pub use units::{parse_duration, parse_size};
 

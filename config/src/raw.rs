@@ -76,6 +76,7 @@ pub(crate) struct RawServer {
     pub shutdown_grace: Option<Spanned<String>>,
     pub body_limit: Option<Spanned<String>>,
     pub log: Option<Spanned<String>>,
+    pub control_socket: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]

@@ -2,6 +2,7 @@
 //! on at once. Every key has a default, so the section may be left out.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use toml::Spanned;
@@ -22,6 +23,9 @@ pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 pub const DEFAULT_BODY_LIMIT: u64 = 1024 * 1024;
 /// Log filter when neither the config nor `RUST_LOG` names one.
 pub const DEFAULT_LOG: &str = "info";
+/// The longest path a Unix socket can be bound at (`sun_path` holds 108
+/// bytes with the terminating NUL).
+pub const MAX_SOCKET_PATH: usize = 107;
 
 /// The daemon's own settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +44,10 @@ pub struct Server {
     /// A tracing filter such as `info` or `supervisor=debug`; `RUST_LOG`
     /// overrides it.
     pub log: String,
+    /// The control socket: `serve` listens there, and the CLI sends its
+    /// commands there instead of opening the key and the store itself.
+    /// Relative to the config file; `None` when the config names none.
+    pub control_socket: Option<PathBuf>,
 }
 
 impl Default for Server {
@@ -51,6 +59,7 @@ impl Default for Server {
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             body_limit: DEFAULT_BODY_LIMIT,
             log: DEFAULT_LOG.to_owned(),
+            control_socket: None,
         }
     }
 }
@@ -101,6 +110,9 @@ impl Validator<'_> {
             }
             Some(value) => Spanned::into_inner(value),
         };
+        let control_socket = raw
+            .control_socket
+            .and_then(|value| self.socket_path(&value));
         Server {
             listen,
             max_concurrent_runs,
@@ -108,6 +120,34 @@ impl Validator<'_> {
             shutdown_grace,
             body_limit,
             log,
+            control_socket,
         }
+    }
+
+    /// A socket path made absolute against the config file, reported when
+    /// it is empty, names a directory or is too long to bind.
+    fn socket_path(&mut self, value: &Spanned<String>) -> Option<PathBuf> {
+        let text = value.get_ref();
+        if text.trim().is_empty() || text.ends_with('/') {
+            self.report(
+                value,
+                format!("`control_socket` = `{text}` is not a file path"),
+                Some("name the socket file, e.g. \"/run/supervisor/control.sock\""),
+            );
+            return None;
+        }
+        let path = self.path(text);
+        let len = path.as_os_str().len();
+        if len > MAX_SOCKET_PATH {
+            self.report(
+                value,
+                format!(
+                    "`control_socket` is {len} bytes long as an absolute path; a Unix socket path is at most {MAX_SOCKET_PATH}"
+                ),
+                Some("choose a shorter path, e.g. \"/run/supervisor/control.sock\""),
+            );
+            return None;
+        }
+        Some(path)
     }
 }

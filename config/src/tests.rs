@@ -227,6 +227,7 @@ queue_limit = 0
 shutdown_grace = "1m"
 body_limit = "64 KiB"
 log = "supervisor=debug"
+control_socket = "/run/supervisor/control.sock"
 
 [[schedules]]
 name = "nightly-pipeline"
@@ -251,6 +252,10 @@ fn loads_server_and_schedules() {
     assert_eq!(c.server.shutdown_grace, Duration::from_secs(60));
     assert_eq!(c.server.body_limit, 64 * 1024);
     assert_eq!(c.server.log, "supervisor=debug");
+    assert_eq!(
+        c.server.control_socket.as_deref(),
+        Some(Path::new("/run/supervisor/control.sock"))
+    );
 
     assert_eq!(c.schedules.len(), 2);
     let nightly = c.schedule("nightly-pipeline").unwrap();
@@ -278,6 +283,7 @@ fn server_defaults_apply_with_or_without_the_section() {
     assert_eq!(c.server.shutdown_grace, Duration::from_secs(30));
     assert_eq!(c.server.body_limit, 1024 * 1024);
     assert_eq!(c.server.log, "info");
+    assert_eq!(c.server.control_socket, None);
     assert!(c.schedules.is_empty());
 
     let c = parse("[team]\nname='t'\n[server]\nqueue_limit = 3\n").unwrap();
@@ -316,6 +322,31 @@ log = " "
     assert_eq!((p[0].0, p[0].1), (5, 1), "{p:?}");
     let p = problems("[team]\nname='t'\n[server]\nqueue_limit = -1\n");
     assert_eq!(p[0].0, 4, "{p:?}");
+}
+
+#[test]
+fn the_control_socket_is_relative_to_the_file_and_must_fit_a_socket_address() {
+    let c = parse("[team]\nname='t'\n[server]\ncontrol_socket = 'run/control.sock'\n").unwrap();
+    assert_eq!(
+        c.server.control_socket.as_deref(),
+        Some(Path::new("/etc/supervisor/run/control.sock"))
+    );
+    let long = format!("/run/{}/control.sock", "x".repeat(100));
+    let p = problems(&format!(
+        "[team]\nname='t'\n[server]\ncontrol_socket = '{long}'\n"
+    ));
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(p[0].0, 4);
+    assert!(
+        p[0].2.contains("a Unix socket path is at most 107"),
+        "{p:?}"
+    );
+    for bad in ["''", "'/run/supervisor/'"] {
+        let p = problems(&format!(
+            "[team]\nname='t'\n[server]\ncontrol_socket = {bad}\n"
+        ));
+        assert!(p[0].2.contains("is not a file path"), "{bad}: {p:?}");
+    }
 }
 
 #[test]

@@ -116,6 +116,8 @@ fn rfc3339_opt<S: serde::Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<
 #[derive(Debug, Clone, Default)]
 pub struct RunFilter<'a> {
     pub agent: Option<&'a str>,
+    /// Only runs this member started.
+    pub member: Option<&'a str>,
     pub limit: Option<usize>,
 }
 
@@ -234,9 +236,9 @@ impl Store {
     pub fn list_runs(&self, filter: &RunFilter<'_>) -> Result<Vec<RunRecord>> {
         let limit = filter.limit.map_or(-1, |l| l as i64);
         let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {RUN_COLUMNS} FROM runs WHERE (?1 IS NULL OR agent = ?1) ORDER BY started_at DESC, id DESC LIMIT ?2"
+            "SELECT {RUN_COLUMNS} FROM runs WHERE (?1 IS NULL OR agent = ?1) AND (?3 IS NULL OR member = ?3) ORDER BY started_at DESC, id DESC LIMIT ?2"
         ))?;
-        let rows = stmt.query_map(params![filter.agent, limit], run_from_row)?;
+        let rows = stmt.query_map(params![filter.agent, limit, filter.member], run_from_row)?;
         rows.map(|r| r?).collect()
     }
 
@@ -342,6 +344,33 @@ mod tests {
     }
 
     #[test]
+    fn runs_are_listed_by_member() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::init(dir.path(), &MasterKey::from_bytes([6; 32])).unwrap();
+        s.start_run(&record("0190-aaaa", "fixer"), &json!({}))
+            .unwrap();
+        let mut bobs = record("0190-bbbb", "fixer");
+        bobs.member = Some("bob".into());
+        s.start_run(&bobs, &json!({})).unwrap();
+        let mut nobodys = record("0190-cccc", "fixer");
+        nobodys.member = None;
+        s.start_run(&nobodys, &json!({})).unwrap();
+        let ids = |member| {
+            s.list_runs(&RunFilter {
+                member,
+                ..RunFilter::default()
+            })
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect::<Vec<_>>()
+        };
+        assert_eq!(ids(Some("bob")), ["0190-bbbb"]);
+        assert_eq!(ids(Some("alice")), ["0190-aaaa"]);
+        assert_eq!(ids(None).len(), 3);
+    }
+
+    #[test]
     fn runs_round_trip_and_are_audited() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Store::init(dir.path(), &MasterKey::from_bytes([6; 32])).unwrap();
@@ -364,14 +393,14 @@ mod tests {
         let only = s
             .list_runs(&RunFilter {
                 agent: Some("fixer"),
-                limit: None,
+                ..RunFilter::default()
             })
             .unwrap();
         assert_eq!(only.len(), 1);
         assert_eq!(
             s.list_runs(&RunFilter {
-                agent: None,
-                limit: Some(1)
+                limit: Some(1),
+                ..RunFilter::default()
             })
             .unwrap()
             .len(),

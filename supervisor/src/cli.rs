@@ -11,6 +11,15 @@ use supervisor_config::TriggerKind;
 /// runs that member starts; runs with nobody behind them (cron, automation)
 /// get team secrets only. Values are stored encrypted and are never shown
 /// again after they are created.
+///
+/// Two modes. With a control socket (`[server] control_socket` in the
+/// config, --socket or $SUPERVISOR_SOCKET), `secret`, `run`, `scope`, `runs`
+/// and `audit` are requests to the daemon (`supervisor serve`): it alone
+/// holds the key, and knows you by your Unix user. Without one, or with
+/// --local, this process opens the key and the store itself (local mode: one
+/// person's machine). A socket that does not answer is an error, never a
+/// reason to fall back; errors say which mode answered. `init`, `config
+/// check` and `schedules` always read locally.
 #[derive(Debug, Parser)]
 #[command(
     name = "supervisor",
@@ -34,6 +43,14 @@ pub struct Global {
     /// The state directory (store, key, run logs); overrides the config's `state_dir`
     #[arg(long, global = true, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
+    /// Send commands to the daemon on this control socket (instead of the
+    /// config's `[server] control_socket`)
+    #[arg(long, global = true, env = "SUPERVISOR_SOCKET", value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// Local mode: open the key and the store from this process, even when a
+    /// control socket is configured (needs read access to the key)
+    #[arg(long, global = true)]
+    pub local: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -46,18 +63,30 @@ pub enum Command {
     /// Create, update, delete and list secrets (values are never shown)
     #[command(subcommand)]
     Secret(SecretCommand),
-    /// Start an agent here, with your secrets, and stream its redacted output
+    /// Start an agent as you, with your secrets, and stream its redacted output
     ///
     /// The exit status is the agent's: 128+N when a signal N killed it, 124
     /// when it timed out, 127 when its command was not found, 126 when it
     /// could not be executed, 125 when the supervisor refused the run or
     /// failed before the agent started.
+    ///
+    /// Through the daemon, the run is the daemon's (trigger `cli`, you as
+    /// initiator): it waits for a free slot of `[server] max_concurrent_runs`
+    /// and the agent's `max_concurrent`, its output streams back here, and
+    /// Ctrl-C (SIGINT) or SIGTERM here stops it and exits 128+N. If this
+    /// process goes away (killed, terminal closed), the daemon stops the run.
+    /// In local mode the agent is a child of this process.
     Run(RunArgs),
     /// Show which secrets a run would receive, without starting anything
     Scope(ScopeArgs),
-    /// Run as a service: webhooks, cron schedules, /healthz and /metrics
+    /// Run as a service: the control socket, webhooks, cron schedules, /healthz and /metrics
     ///
-    /// Listens on `[server] listen`; speaks the systemd notification protocol
+    /// Listens on `[server] listen` (HTTP) and on the control socket:
+    /// `[server] control_socket`, else `$RUNTIME_DIRECTORY/control.sock` under
+    /// systemd, else none. Members' CLI commands arrive on the socket; the
+    /// daemon knows each caller by their Unix user (the kernel's peer
+    /// credentials) and refuses users who are no member and processes it
+    /// started itself (agents). Speaks the systemd notification protocol
     /// (READY=1, STOPPING=1, watchdog). SIGHUP reloads the config; SIGTERM
     /// drains: running runs get `[server] shutdown_grace`, then are stopped.
     Serve,
@@ -72,10 +101,10 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Past and current runs
+    /// Past and current runs: your own (admins: every run)
     #[command(subcommand)]
     Runs(RunsCommand),
-    /// The hash-chained audit log of secret changes and runs
+    /// The hash-chained audit log of secret changes and runs (admins)
     #[command(subcommand)]
     Audit(AuditCommand),
     /// Check the config file
@@ -127,7 +156,7 @@ pub enum SecretCommand {
 #[derive(Debug, Args)]
 #[command(group = clap::ArgGroup::new("scope").required(true).args(["team", "personal"]))]
 pub struct TargetArgs {
-    /// A team secret: every run receives it (creating one needs an admin)
+    /// A team secret: every run receives it (admins only)
     #[arg(long)]
     pub team: bool,
     /// A personal secret: only runs you start receive it
@@ -136,8 +165,8 @@ pub struct TargetArgs {
     /// The name, which is also the environment variable the agent sees
     #[arg(long, value_name = "NAME")]
     pub name: String,
-    /// With --personal: the member who owns it (for members who only use Slack
-    /// or Linear; needs the master key)
+    /// With --personal: another member who owns it (admins only; for members
+    /// who only use Slack or Linear, or to revoke a departed member's)
     #[arg(long, value_name = "MEMBER", conflicts_with = "team")]
     pub member: Option<String>,
 }

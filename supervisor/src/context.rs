@@ -1,10 +1,10 @@
-//! What every command needs: the config, the state directory, the store,
-//! the master key, and who is at the keyboard.
+//! What local commands need: the config, the state directory, the store and
+//! the master key. In daemon mode the CLI has none of this (see `backend`).
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, Result};
-use supervisor_config::{Config, Member};
+use anyhow::Result;
+use supervisor_config::Config;
 use supervisor_store::{MasterKey, Store};
 
 use crate::cli::Global;
@@ -25,16 +25,13 @@ impl Context {
     /// --state-dir, else the config's `state_dir`, else systemd's
     /// `$STATE_DIRECTORY`, else `state` beside the config file.
     pub fn load(global: &Global) -> Result<Context> {
-        let path = global
-            .config
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
-        if !path.exists() {
-            return Err(Failure::new(format!("no config file at {}", path.display()))
-                .hint("pass --config FILE or set SUPERVISOR_CONFIG; examples/supervisor.toml is a starting point")
-                .into());
-        }
-        let config = Config::load(&path)?;
+        let config = Config::load(&config_path(global)?)?;
+        Ok(Context::with_config(global, config))
+    }
+
+    /// The paths derived from an already loaded config.
+    pub fn with_config(global: &Global, config: Config) -> Context {
+        let path = config.path.clone();
         let state_dir = global
             .state_dir
             .clone()
@@ -50,11 +47,11 @@ impl Context {
             .key_file
             .clone()
             .unwrap_or_else(|| state_dir.join("master.key"));
-        Ok(Context {
+        Context {
             config,
             state_dir,
             key_file,
-        })
+        }
     }
 
     /// The master key, from systemd's credentials or the key file.
@@ -68,37 +65,19 @@ impl Context {
         let key = if unlocked { Some(self.key()?) } else { None };
         Ok(Store::open(&self.state_dir, key.as_ref())?)
     }
-
-    /// The member whose `unix_user` is the user running this command.
-    pub fn me(&self) -> Result<Option<&Member>> {
-        let user = os_user()?;
-        Ok(self.config.member_by_unix_user(&user))
-    }
-
-    /// Like [`Context::me`], but a user that is no member is an error that
-    /// says which `[[members]]` entry to add.
-    pub fn require_me(&self) -> Result<&Member> {
-        let user = os_user()?;
-        self.config.member_by_unix_user(&user).ok_or_else(|| {
-            Failure::new(format!(
-                "the user `{user}` is not a member of team `{}`",
-                self.config.team.name
-            ))
-            .hint(format!(
-                "add to {}:\n\n  [[members]]\n  name = \"{user}\"\n  unix_user = \"{user}\"\n",
-                self.config.path.display()
-            ))
-            .into()
-        })
-    }
 }
 
-/// The name of the user running this process.
-pub fn os_user() -> Result<String> {
-    let uid = nix::unistd::getuid();
-    let user = nix::unistd::User::from_uid(uid)
-        .context("looking up the current user")?
-        .map(|u| u.name)
-        .unwrap_or_else(|| uid.to_string());
-    Ok(user)
+/// The config file --config or $SUPERVISOR_CONFIG names (else
+/// `./supervisor.toml`), which must exist.
+pub fn config_path(global: &Global) -> Result<PathBuf> {
+    let path = global
+        .config
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
+    if !path.exists() {
+        return Err(Failure::new(format!("no config file at {}", path.display()))
+            .hint("pass --config FILE or set SUPERVISOR_CONFIG; examples/supervisor.toml is a starting point")
+            .into());
+    }
+    Ok(path)
 }

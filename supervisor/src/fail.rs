@@ -3,7 +3,10 @@
 use std::fmt;
 
 use supervisor_config::ConfigError;
+use supervisor_protocol::{ErrorKind, WireError};
 use supervisor_store::StoreError;
+
+use crate::control::authz::Denied;
 
 /// A failure meant for the person at the terminal.
 #[derive(Debug)]
@@ -36,14 +39,28 @@ impl fmt::Display for Failure {
 
 impl std::error::Error for Failure {}
 
+/// An error of a command that went through a backend, with the mode that
+/// answered (local, or the daemon on which socket).
+#[derive(Debug)]
+pub struct Routed {
+    pub mode: String,
+    pub error: anyhow::Error,
+}
+
+impl fmt::Display for Routed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:#}", self.error)
+    }
+}
+
+impl std::error::Error for Routed {}
+
 /// Prints an error chain with hints to stderr and returns the exit code.
 pub fn report(err: &anyhow::Error) -> u8 {
-    if let Some(f) = err.downcast_ref::<Failure>() {
-        eprintln!("error: {}", f.message);
-        if let Some(h) = &f.hint {
-            eprintln!("hint: {h}");
-        }
-        return f.code;
+    if let Some(r) = err.downcast_ref::<Routed>() {
+        let code = report(&r.error);
+        eprintln!("note: {}", r.mode);
+        return code;
     }
     if let Some(ConfigError::Invalid { problems, .. }) = err.downcast_ref::<ConfigError>() {
         // Located problems already carry their own hints.
@@ -51,17 +68,45 @@ pub fn report(err: &anyhow::Error) -> u8 {
         eprintln!("{err}");
         return 1;
     }
-    eprintln!("error: {err:#}");
-    if let Some(h) = err.downcast_ref::<StoreError>().and_then(store_hint) {
+    let (message, hint, code) = describe(err);
+    eprintln!("error: {message}");
+    if let Some(h) = hint {
         eprintln!("hint: {h}");
     }
-    1
+    code
+}
+
+/// The error as the daemon sends it to a client of the control socket.
+pub fn to_wire(err: &anyhow::Error) -> WireError {
+    let kind = if err.downcast_ref::<Denied>().is_some() {
+        ErrorKind::Denied
+    } else {
+        ErrorKind::Failed
+    };
+    let (message, hint, _) = describe(err);
+    WireError {
+        kind,
+        message,
+        hint,
+    }
+}
+
+/// Message, hint and exit code of an error.
+fn describe(err: &anyhow::Error) -> (String, Option<String>, u8) {
+    if let Some(f) = err.downcast_ref::<Failure>() {
+        return (f.message.clone(), f.hint.clone(), f.code);
+    }
+    if let Some(d) = err.downcast_ref::<Denied>() {
+        return (d.message.clone(), d.hint.clone(), 1);
+    }
+    let hint = err.downcast_ref::<StoreError>().and_then(store_hint);
+    (format!("{err:#}"), hint, 1)
 }
 
 fn store_hint(e: &StoreError) -> Option<String> {
     Some(match e {
         StoreError::KeyMissing { .. } | StoreError::StoreMissing { .. } => {
-            "run `supervisor init` to create the state directory, key and store".into()
+            "run `supervisor init` to create the state directory, key and store; where a daemon serves the team, talk to it instead (--socket PATH, or `control_socket` in the config's [server])".into()
         }
         StoreError::WrongKey => "check `key_file` in the config, or $CREDENTIALS_DIRECTORY/master.key: a store opens only with the key it was created with".into(),
         StoreError::SecretExists { .. } => "use `supervisor secret update` to replace its value".into(),

@@ -1,19 +1,25 @@
-//! The `supervisor` binary's library: the command line, the run path
-//! (scope rule, isolated spawn, redaction) and the daemon.
+//! The `supervisor` binary's library: the command line, the requests it
+//! makes (answered in this process or by the daemon over the control
+//! socket), the run path (scope rule, isolated spawn, redaction) and the
+//! daemon.
 //!
 //! `main.rs` only calls [`main_with_args`]; everything else lives here so
 //! that it can be tested.
 
+mod backend;
 pub mod cli;
 mod commands;
 mod context;
+pub mod control;
 mod credentials;
 pub mod daemon;
 mod fail;
 mod logging;
+pub mod reaper;
 pub mod redact;
 pub mod run;
 pub mod scope;
+mod socket;
 pub mod spawn;
 mod when;
 
@@ -22,6 +28,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{CommandFactory, Parser};
 
+use crate::backend::Backend;
 use crate::cli::{AuditCommand, Cli, Command, ConfigCommand, RunsCommand, SecretCommand, Shell};
 use crate::context::Context;
 
@@ -53,37 +60,65 @@ pub fn main_with_args() -> ExitCode {
 }
 
 fn dispatch(cli: Cli) -> Result<u8> {
-    if let Command::Completions { shell } = cli.command {
-        completions(shell);
-        return Ok(0);
-    }
-    if let Command::Serve = cli.command {
-        daemon::serve(&cli.global)?;
-        return Ok(0);
-    }
-    let ctx = Context::load(&cli.global)?;
+    // Commands that read only the config, or set up this machine, are local.
     match cli.command {
-        Command::Init => commands::init::run(&ctx)?,
-        Command::Secret(SecretCommand::Create(a)) => commands::secret::create(&ctx, &a)?,
-        Command::Secret(SecretCommand::Update(a)) => commands::secret::update(&ctx, &a)?,
-        Command::Secret(SecretCommand::Delete(a)) => commands::secret::delete(&ctx, &a)?,
+        Command::Completions { shell } => {
+            completions(shell);
+            return Ok(0);
+        }
+        Command::Serve => {
+            daemon::serve(&cli.global)?;
+            return Ok(0);
+        }
+        Command::Init => {
+            commands::init::run(&Context::load(&cli.global)?)?;
+            return Ok(0);
+        }
+        Command::Config(ConfigCommand::Check) => {
+            commands::config::check(&Context::load(&cli.global)?)?;
+            return Ok(0);
+        }
+        Command::Schedules { json } => {
+            commands::schedules::list(&Context::load(&cli.global)?, json)?;
+            return Ok(0);
+        }
+        _ => {}
+    }
+    // The rest are requests, to the daemon or to this process (local mode).
+    let mut backend = Backend::choose(&cli.global)?;
+    requests(&mut backend, cli.command).map_err(|error| {
+        fail::Routed {
+            mode: backend.mode(),
+            error,
+        }
+        .into()
+    })
+}
+
+fn requests(backend: &mut Backend, command: Command) -> Result<u8> {
+    match command {
+        Command::Secret(SecretCommand::Create(a)) => commands::secret::create(backend, &a)?,
+        Command::Secret(SecretCommand::Update(a)) => commands::secret::update(backend, &a)?,
+        Command::Secret(SecretCommand::Delete(a)) => commands::secret::delete(backend, &a)?,
         Command::Secret(SecretCommand::List { json, all }) => {
-            commands::secret::list(&ctx, json, all)?
+            commands::secret::list(backend, json, all)?
         }
         Command::Audit(AuditCommand::List { json, limit }) => {
-            commands::audit::list(&ctx, json, limit)?
+            commands::audit::list(backend, json, limit)?
         }
-        Command::Audit(AuditCommand::Verify) => commands::audit::verify(&ctx)?,
-        Command::Config(ConfigCommand::Check) => commands::config::check(&ctx)?,
-        Command::Run(a) => return commands::run::run(&ctx, &a),
-        Command::Scope(a) => return commands::run::scope(&ctx, &a),
+        Command::Audit(AuditCommand::Verify) => commands::audit::verify(backend)?,
+        Command::Run(a) => return commands::run::run(backend, &a),
+        Command::Scope(a) => return commands::run::scope(backend, &a),
         Command::Runs(RunsCommand::List { json, agent, limit }) => {
-            commands::runs::list(&ctx, json, agent.as_deref(), limit)?
+            commands::runs::list(backend, json, agent.as_deref(), limit)?
         }
-        Command::Runs(RunsCommand::Show { id, json }) => commands::runs::show(&ctx, &id, json)?,
-        Command::Runs(RunsCommand::Logs { id }) => commands::runs::logs(&ctx, &id)?,
-        Command::Schedules { json } => commands::schedules::list(&ctx, json)?,
-        Command::Completions { .. } | Command::Serve => unreachable!("handled above"),
+        Command::Runs(RunsCommand::Show { id, json }) => commands::runs::show(backend, &id, json)?,
+        Command::Runs(RunsCommand::Logs { id }) => commands::runs::logs(backend, &id)?,
+        Command::Completions { .. }
+        | Command::Serve
+        | Command::Init
+        | Command::Config(_)
+        | Command::Schedules { .. } => unreachable!("local commands are handled above"),
     }
     Ok(0)
 }

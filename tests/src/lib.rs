@@ -8,6 +8,7 @@
 pub mod daemon;
 /// A fake HTTP API that records what the daemon sends it (Slack, Linear).
 pub mod fake_api;
+pub mod host;
 pub mod http;
 pub mod signing;
 pub mod users;

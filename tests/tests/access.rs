@@ -89,6 +89,78 @@ fn a_member_who_is_not_admin_cannot_touch_team_secrets() {
 }
 
 #[test]
+fn in_local_mode_too_only_an_admin_touches_another_members_personal_secrets() {
+    let team = team_with_secrets();
+    let value = sentinel("bob-replaces");
+    for verb in ["create", "update"] {
+        let out = team.cmd_as(
+            "bob",
+            &value,
+            &[
+                "secret",
+                verb,
+                "--personal",
+                "--member",
+                "alice",
+                "--name",
+                "GITHUB_TOKEN",
+            ],
+            "",
+        );
+        let err = out.err();
+        assert!(
+            err.contains(
+                "only admins manage other members' personal secrets, and member `bob` is not one"
+            ),
+            "{out}"
+        );
+        assert!(err.contains("note: local mode"), "{out}");
+    }
+    let out = team.cmd_as(
+        "bob",
+        "",
+        &[
+            "secret",
+            "delete",
+            "--personal",
+            "--member",
+            "alice",
+            "--name",
+            "GITHUB_TOKEN",
+        ],
+        "",
+    );
+    assert!(out.err().contains("only admins"), "{out}");
+    // alice's is as she left it; bob may still name himself.
+    let alice = team.cmd(&["secret", "list", "--json"]).json();
+    let token = alice
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "GITHUB_TOKEN")
+        .unwrap();
+    assert_eq!(
+        (&token["version"], &token["updated_by"]),
+        (&1.into(), &"alice".into())
+    );
+    team.cmd_as(
+        "bob",
+        "bob-github-2",
+        &[
+            "secret",
+            "update",
+            "--personal",
+            "--member",
+            "bob",
+            "--name",
+            "GITHUB_TOKEN",
+        ],
+        "",
+    )
+    .ok();
+}
+
+#[test]
 fn members_see_team_secrets_and_their_own_only() {
     let team = team_with_secrets();
     let bob = team.cmd_as("bob", "", &["secret", "list", "--json"], "");
@@ -283,15 +355,22 @@ fn an_os_user_who_is_no_member_is_told_which_entry_to_add() {
             "{out}"
         );
     }
-    // Someone who is nobody sees no member's personal secrets.
-    let out = run_with_input(
-        team.command_with("nobody.toml", &["secret", "list", "--json"]),
-        b"",
-    );
-    assert_eq!(listed(&out.json()), [item("SHARED", None)]);
-    let out = run_with_input(
-        team.command_with("nobody.toml", &["secret", "list", "--all"]),
-        b"",
-    );
-    assert!(out.err().contains("needs an admin"), "{out}");
+    // Someone who is nobody sees nothing of the store, not even team
+    // secrets' names, and is told the same (the rule of the daemon, too).
+    for args in [
+        &["secret", "list", "--json"][..],
+        &["secret", "list", "--all"],
+        &["runs", "list"],
+        &["scope", "dump", "--trigger", "cron"],
+        &["audit", "list"],
+    ] {
+        let out = run_with_input(team.command_with("nobody.toml", args), b"");
+        let err = out.err();
+        assert!(
+            err.contains(&format!("the user `{user}` is not a member of team `acme`")),
+            "{args:?}: {out}"
+        );
+        assert!(!out.all().contains("SHARED"), "{out}");
+        assert!(err.contains("note: local mode"), "says which mode: {out}");
+    }
 }

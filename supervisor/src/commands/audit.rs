@@ -1,19 +1,21 @@
-//! `supervisor audit list|verify`.
+//! `supervisor audit list|verify` (admins).
 
 use anyhow::Result;
-use supervisor_store::AuditVerdict;
+use supervisor_protocol::{Reply, Request};
 
-use crate::context::Context;
-use crate::fail::Failure;
+use super::views::{AuditView, read_all, unexpected};
+use crate::backend::Backend;
 
-pub fn list(ctx: &Context, json: bool, limit: Option<usize>) -> Result<()> {
-    let store = ctx.store(false)?;
-    let entries = store.audit_list(limit)?;
+pub fn list(backend: &mut Backend, json: bool, limit: Option<usize>) -> Result<()> {
+    let entries = match backend.call(Request::AuditList { limit })? {
+        Reply::Audit { entries } => entries,
+        other => return Err(unexpected(other)),
+    };
     if json {
         println!("{}", serde_json::to_string_pretty(&entries)?);
         return Ok(());
     }
-    for e in entries {
+    for e in read_all::<AuditView>(&entries, "audit entry")? {
         println!(
             "{:>6}  {}  {:<14} {:<10} {}",
             e.seq,
@@ -26,17 +28,12 @@ pub fn list(ctx: &Context, json: bool, limit: Option<usize>) -> Result<()> {
     Ok(())
 }
 
-pub fn verify(ctx: &Context) -> Result<()> {
-    let store = ctx.store(false)?;
-    match store.audit_verify()? {
-        AuditVerdict::Intact { entries } => {
+pub fn verify(backend: &mut Backend) -> Result<()> {
+    match backend.call(Request::AuditVerify)? {
+        Reply::AuditIntact { entries } => {
             println!("audit log intact: {entries} entries, each linked to the one before");
             Ok(())
         }
-        AuditVerdict::Broken { seq, reason } => Err(Failure::new(format!(
-            "the audit log is broken at entry {seq}: {reason}"
-        ))
-        .hint("entries before it are intact; compare with a backup of the store")
-        .into()),
+        other => Err(unexpected(other)),
     }
 }

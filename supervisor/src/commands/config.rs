@@ -24,6 +24,13 @@ pub fn check(ctx: &Context) -> Result<()> {
     println!("config {} is valid", c.path.display());
     println!("  team     {}", c.team.name);
     println!("  state    {}", ctx.state_dir.display());
+    match &c.server.control_socket {
+        Some(socket) => println!(
+            "  socket   {} (commands go to the daemon there)",
+            socket.display()
+        ),
+        None => println!("  socket   none (commands open the store themselves: local mode)"),
+    }
     let members: Vec<String> = c
         .members
         .iter()

@@ -1,158 +1,112 @@
-//! `supervisor run` and `supervisor scope`: a local run, or what one would receive.
+//! `supervisor run` and `supervisor scope`: a run as you, or what one would
+//! receive. Either mode: the run happens in this process (local) or in the
+//! daemon, and this process shows its redacted output and exits with its
+//! status.
 
 use std::io::IsTerminal;
-use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::{Arc, Mutex};
 
 use anyhow::Result;
-use serde_json::json;
+use serde_json::Value;
 use supervisor_config::TriggerKind;
-use supervisor_store::RunStatus;
+use supervisor_protocol::{Reply, Request};
 
+use super::views::{InjectedView, RunView, read, read_all, unexpected};
+use crate::backend::Backend;
 use crate::cli::{RunArgs, ScopeArgs};
-use crate::context::Context;
-use crate::fail::Failure;
-use crate::run::{Echo, Engine, RunRequest};
-use crate::scope::{Injection, Refusal};
-
-fn engine(ctx: &Context, unlocked: bool) -> Result<Engine> {
-    Ok(Engine {
-        config: Arc::new(ctx.config.clone()),
-        state_dir: ctx.state_dir.clone(),
-        store: Arc::new(Mutex::new(ctx.store(unlocked)?)),
-    })
-}
 
 /// `supervisor run AGENT`: returns the agent's exit status.
-pub fn run(ctx: &Context, args: &RunArgs) -> Result<u8> {
-    let me = ctx.require_me()?.name.clone();
-    let req = RunRequest {
-        agent: args.agent.clone(),
-        kind: TriggerKind::Cli,
-        initiator: Some(me),
-        prompt: args.prompt.clone(),
-        source: json!({ "cli": { "user": crate::context::os_user()? } }),
-    };
+pub fn run(backend: &mut Backend, args: &RunArgs) -> Result<u8> {
     if args.dry_run {
-        let engine = engine(ctx, false)?;
-        let (_, decision) = engine.plan(&req)?;
-        return show(decision, args.json).map(|()| 0);
+        let reply = backend.call(Request::DryRun {
+            agent: args.agent.clone(),
+        })?;
+        return show(reply, args.json).map(|()| 0);
     }
-    // One thread: the agent is spawned from this long-lived thread, so its
-    // parent-death signal is tied to this process's life.
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    // Listen before anything is recorded or started: a Ctrl-C that killed
-    // the process in between would leave the run marked running, its home
-    // on disk and what the agent started alive.
-    let caught = Arc::new(AtomicI32::new(libc::SIGINT));
-    let stop = {
-        let _entered = runtime.enter();
-        interrupted(caught.clone())?
+    let (doc, exit_code) = match backend.run(args.agent.clone(), args.prompt.clone())? {
+        Reply::RunEnded { run, exit_code } => (run, exit_code),
+        other => return Err(unexpected(other)),
     };
-    let engine = engine(ctx, true)?;
-    let outcome = runtime.block_on(engine.execute(req, Echo::Terminal, stop, |_| {}))?;
-    let record = &outcome.record;
-    if let RunStatus::Rejected { reason } = &record.status {
+    let record: RunView = read(&doc, "run")?;
+    if let Some(reason) = &record.reason {
         eprintln!("error: {reason}");
-        eprintln!(
-            "hint: `supervisor scope {} --trigger cli` shows what runs receive",
-            record.agent
-        );
+        // Refusals of the scope rule, not of a busy daemon or a Ctrl-C.
+        let busy = reason.starts_with("the run queue is full")
+            || reason == "the supervisor is shutting down";
+        if !busy && exit_code <= 128 {
+            eprintln!(
+                "hint: `supervisor scope {} --trigger cli` shows what runs receive",
+                record.agent
+            );
+        }
+    } else if let Some(error) = record.detail["error"].as_str() {
+        eprintln!("error: {error}");
     } else if std::io::stderr().is_terminal() {
-        let secs = record
-            .ended_at
-            .map(|e| (e - record.started_at).num_milliseconds() as f64 / 1000.0)
-            .unwrap_or_default();
+        let via = match backend.socket() {
+            Some(socket) => format!(" (by the daemon on {})", socket.display()),
+            None => String::new(),
+        };
         eprintln!(
-            "supervisor: run {} {} in {secs:.1}s",
+            "supervisor: run {} {} in {:.1}s{via}",
             record.id,
-            describe(&record.status)
+            describe(&record),
+            record.seconds().unwrap_or_default()
         );
     }
     if args.json {
-        println!("{}", serde_json::to_string(record)?);
+        println!("{}", serde_json::to_string(&doc)?);
     }
-    let code = match record.status {
-        // As a shell reports it: 128 + the signal that stopped us.
-        RunStatus::Interrupted => 128 + caught.load(Ordering::SeqCst),
-        _ => outcome.exit_code(),
-    };
-    Ok(code.clamp(0, 255) as u8)
+    Ok(exit_code.clamp(0, 255) as u8)
 }
 
-fn describe(status: &RunStatus) -> String {
-    match status {
-        RunStatus::Failed { code } => format!("failed with exit code {code}"),
-        RunStatus::Killed { signal } => format!("was killed by signal {signal}"),
-        RunStatus::TimedOut => "timed out".into(),
-        other => other.label().replace('_', " "),
+fn describe(r: &RunView) -> String {
+    match (r.status.as_str(), r.code, r.signal) {
+        ("failed", Some(code), _) => format!("failed with exit code {code}"),
+        ("killed", _, Some(signal)) => format!("was killed by signal {signal}"),
+        (other, _, _) => other.replace('_', " "),
     }
-}
-
-/// Catches SIGINT and SIGTERM from now on; the future resolves on the
-/// first and leaves its number in `caught`. Needs a runtime context.
-fn interrupted(caught: Arc<AtomicI32>) -> std::io::Result<impl Future<Output = ()>> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut term = signal(SignalKind::terminate())?;
-    Ok(async move {
-        let signal = tokio::select! {
-            _ = int.recv() => libc::SIGINT,
-            _ = term.recv() => libc::SIGTERM,
-        };
-        caught.store(signal, Ordering::SeqCst);
-    })
 }
 
 /// `supervisor scope AGENT --trigger KIND [--member NAME]`.
-pub fn scope(ctx: &Context, args: &ScopeArgs) -> Result<u8> {
-    if let Some(m) = &args.member
-        && ctx.config.member(m).is_none()
-    {
-        return Err(Failure::new(format!("no member named `{m}` in the config")).into());
-    }
+pub fn scope(backend: &mut Backend, args: &ScopeArgs) -> Result<u8> {
     if args.member.is_some() && matches!(args.trigger, TriggerKind::Cron | TriggerKind::Webhook) {
         eprintln!(
             "note: `{}` runs have no user behind them; --member is ignored",
             args.trigger
         );
     }
-    let engine = engine(ctx, false)?;
-    let req = RunRequest {
+    let reply = backend.call(Request::Scope {
         agent: args.agent.clone(),
-        kind: args.trigger,
-        initiator: args.member.clone(),
-        prompt: None,
-        source: json!({}),
-    };
-    let (_, decision) = engine.plan(&req)?;
-    show(decision, args.json).map(|()| 0)
+        trigger: args.trigger,
+        member: args.member.clone(),
+    })?;
+    show(reply, args.json).map(|()| 0)
 }
 
-fn show(decision: Result<Injection, Refusal>, json: bool) -> Result<()> {
-    let injection = decision.map_err(|r| Failure::new(r.to_string()))?;
-    for name in &injection.missing {
+fn show(reply: Reply, json: bool) -> Result<()> {
+    let (secrets, missing): (Vec<Value>, Vec<String>) = match reply {
+        Reply::Scope { secrets, missing } => (secrets, missing),
+        other => return Err(unexpected(other)),
+    };
+    for name in &missing {
         eprintln!("note: `{name}` is on the agent's allow-list but not in scope for this run");
     }
     if json {
-        println!("{}", serde_json::to_string(&injection.secrets)?);
+        println!("{}", serde_json::to_string(&secrets)?);
         return Ok(());
     }
-    if injection.secrets.is_empty() {
+    let secrets: Vec<InjectedView> = read_all(&secrets, "secret")?;
+    if secrets.is_empty() {
         println!("(no secrets: the run would start with its base environment only)");
         return Ok(());
     }
-    let width = injection
-        .secrets
+    let width = secrets
         .iter()
-        .map(|s| s.name.as_str().len())
+        .map(|s| s.name.len())
         .max()
         .unwrap_or(4)
         .max(4);
     println!("{:<width$}   SCOPE      OWNER      VERSION   NOTE", "NAME");
-    for s in &injection.secrets {
+    for s in &secrets {
         let note = s
             .shadows
             .map(|v| format!("overrides team version {v}"))
@@ -160,7 +114,7 @@ fn show(decision: Result<Injection, Refusal>, json: bool) -> Result<()> {
         let line = format!(
             "{:<width$}   {:<10} {:<10} {:<9} {}",
             s.name,
-            s.scope.kind(),
+            s.scope,
             s.owner.as_deref().unwrap_or("-"),
             s.version,
             note

@@ -1,19 +1,21 @@
-//! `supervisor runs list|show|logs`.
+//! `supervisor runs list|show|logs`: your runs (admins: all), their
+//! records and redacted logs.
 
-use std::io::Write;
+use anyhow::Result;
+use supervisor_protocol::{Reply, Request};
+use supervisor_store::format_time;
 
-use anyhow::{Context as _, Result};
-use supervisor_store::{RunFilter, RunRecord, RunStatus, format_time};
+use super::views::{RunView, read, read_all, unexpected};
+use crate::backend::Backend;
 
-use crate::context::Context;
-use crate::run::log_path;
-
-pub fn list(ctx: &Context, json: bool, agent: Option<&str>, limit: usize) -> Result<()> {
-    let store = ctx.store(false)?;
-    let runs = store.list_runs(&RunFilter {
-        agent,
-        limit: Some(limit),
-    })?;
+pub fn list(backend: &mut Backend, json: bool, agent: Option<&str>, limit: usize) -> Result<()> {
+    let runs = match backend.call(Request::RunsList {
+        agent: agent.map(str::to_owned),
+        limit,
+    })? {
+        Reply::Runs { runs } => runs,
+        other => return Err(unexpected(other)),
+    };
     if json {
         println!("{}", serde_json::to_string(&runs)?);
         return Ok(());
@@ -26,45 +28,32 @@ pub fn list(ctx: &Context, json: bool, agent: Option<&str>, limit: usize) -> Res
         "{:<36}   {:<16} {:<8} {:<10} {:<24} {:>9}",
         "ID", "AGENT", "TRIGGER", "MEMBER", "OUTCOME", "DURATION"
     );
-    for r in &runs {
+    for r in read_all::<RunView>(&runs, "run")? {
         println!(
             "{:<36}   {:<16} {:<8} {:<10} {:<24} {:>9}",
             r.id,
             r.agent,
             r.trigger,
             r.member.as_deref().unwrap_or("-"),
-            outcome(&r.status),
-            duration(r)
+            r.outcome(),
+            r.seconds()
+                .map(|s| format!("{s:.1}s"))
+                .unwrap_or_else(|| "-".into())
         );
     }
     Ok(())
 }
 
-fn outcome(s: &RunStatus) -> String {
-    match s {
-        RunStatus::Failed { code } => format!("failed (exit {code})"),
-        RunStatus::Killed { signal } => format!("killed (signal {signal})"),
-        other => other.label().to_owned(),
-    }
-}
-
-fn duration(r: &RunRecord) -> String {
-    match r.ended_at {
-        Some(end) => format!(
-            "{:.1}s",
-            (end - r.started_at).num_milliseconds() as f64 / 1000.0
-        ),
-        None => "-".into(),
-    }
-}
-
-pub fn show(ctx: &Context, id: &str, json: bool) -> Result<()> {
-    let store = ctx.store(false)?;
-    let r = store.get_run(id)?;
+pub fn show(backend: &mut Backend, id: &str, json: bool) -> Result<()> {
+    let doc = match backend.call(Request::RunsShow { id: id.to_owned() })? {
+        Reply::Run { run } => run,
+        other => return Err(unexpected(other)),
+    };
     if json {
-        println!("{}", serde_json::to_string_pretty(&r)?);
+        println!("{}", serde_json::to_string_pretty(&doc)?);
         return Ok(());
     }
+    let r: RunView = read(&doc, "run")?;
     println!("run       {}", r.id);
     println!("agent     {}", r.agent);
     println!("trigger   {}", r.trigger);
@@ -72,8 +61,8 @@ pub fn show(ctx: &Context, id: &str, json: bool) -> Result<()> {
         "member    {}",
         r.member.as_deref().unwrap_or("none (team secrets only)")
     );
-    println!("outcome   {}", outcome(&r.status));
-    if let RunStatus::Rejected { reason } = &r.status {
+    println!("outcome   {}", r.outcome());
+    if let Some(reason) = &r.reason {
         println!("reason    {reason}");
     }
     println!("started   {}", format_time(r.started_at));
@@ -122,18 +111,14 @@ pub fn show(ctx: &Context, id: &str, json: bool) -> Result<()> {
     Ok(())
 }
 
-pub fn logs(ctx: &Context, id: &str) -> Result<()> {
-    let store = ctx.store(false)?;
-    let r = store.get_run(id)?;
-    let path = log_path(&ctx.state_dir, &r.id);
-    let bytes = match std::fs::read(&path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            eprintln!("run {} has no log (it never started an agent)", r.id);
-            return Ok(());
+/// The log streams to stdout as it arrives.
+pub fn logs(backend: &mut Backend, id: &str) -> Result<()> {
+    match backend.call(Request::RunsLogs { id: id.to_owned() })? {
+        Reply::Log { found: true, .. } => Ok(()),
+        Reply::Log { id, found: false } => {
+            eprintln!("run {id} has no log (it never started an agent)");
+            Ok(())
         }
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-    };
-    std::io::stdout().write_all(&bytes)?;
-    Ok(())
+        other => Err(unexpected(other)),
+    }
 }

@@ -5,59 +5,34 @@ use std::io::{IsTerminal, Read, Write};
 
 use anyhow::{Context as _, Result};
 use secrecy::{ExposeSecret, SecretString};
-use supervisor_config::{Member, SecretName};
-use supervisor_store::{MAX_VALUE_LEN, Scope, SecretMeta};
+use supervisor_protocol::{Change, Reply, Request, SecretValue, Target, TargetScope};
+use supervisor_store::MAX_VALUE_LEN;
 use zeroize::Zeroizing;
 
+use super::views::{SecretView, read, read_all, unexpected};
+use crate::backend::Backend;
 use crate::cli::{TargetArgs, WriteArgs};
-use crate::context::{Context, os_user};
 use crate::fail::Failure;
 use crate::redact::MIN_REDACTABLE_LEN;
 use crate::when;
 
-/// Who is acting, and on which secret.
-struct Target {
-    scope: Scope,
-    name: SecretName,
-    actor: String,
-}
-
-/// Works out scope, owner and actor, enforcing who may touch what:
-/// team secrets need an admin; personal secrets belong to the acting member,
-/// or to `--member` for the operator who holds the master key.
-fn target(ctx: &Context, args: &TargetArgs) -> Result<Target> {
-    let name = SecretName::new(&args.name)?;
-    let me = ctx.me()?;
-    let actor = match me {
-        Some(m) => m.name.clone(),
-        None => format!("unix:{}", os_user()?),
-    };
-    let scope = if args.team {
-        let me = ctx.require_me()?;
-        if !me.admin {
-            return Err(Failure::new(format!(
-                "team secrets are managed by admins, and member `{}` is not one",
-                me.name
-            ))
-            .hint("ask an admin, or store it for yourself with --personal")
-            .into());
-        }
-        Scope::Team
-    } else if let Some(owner) = &args.member {
-        let member: &Member = ctx.config.member(owner).ok_or_else(|| {
-            Failure::new(format!("no member named `{owner}` in the config"))
-                .hint("`supervisor config check` lists the members")
-        })?;
-        Scope::Personal(member.name.clone())
-    } else {
-        Scope::Personal(ctx.require_me()?.name.clone())
-    };
-    Ok(Target { scope, name, actor })
+/// The secret the flags name. Who may touch it is for the handler to say.
+fn target(args: &TargetArgs) -> Target {
+    Target {
+        scope: if args.team {
+            TargetScope::Team
+        } else {
+            TargetScope::Personal {
+                member: args.member.clone(),
+            }
+        },
+        name: args.name.clone(),
+    }
 }
 
 /// Reads the value: --value-file exactly, else a hidden prompt (twice) on a
 /// terminal, else all of stdin exactly.
-fn read_value(args: &WriteArgs, name: &SecretName) -> Result<SecretString> {
+fn read_value(args: &WriteArgs, name: &str) -> Result<SecretString> {
     let bytes = if let Some(path) = &args.value_file {
         let meta = std::fs::metadata(path)
             .with_context(|| format!("reading the value from {}", path.display()))?;
@@ -99,8 +74,7 @@ fn read_value(args: &WriteArgs, name: &SecretName) -> Result<SecretString> {
     }
 }
 
-fn warn_if_short(name: &SecretName, value: &SecretString) {
-    let len = value.expose_secret().len();
+fn warn_if_short(name: &str, len: usize) {
     if len < MIN_REDACTABLE_LEN {
         eprintln!(
             "warning: {name} is {len} byte(s) long; values shorter than {MIN_REDACTABLE_LEN} bytes are not redacted from agent output"
@@ -108,82 +82,81 @@ fn warn_if_short(name: &SecretName, value: &SecretString) {
     }
 }
 
-pub fn create(ctx: &Context, args: &WriteArgs) -> Result<()> {
-    write(ctx, args, false)
+pub fn create(backend: &mut Backend, args: &WriteArgs) -> Result<()> {
+    write(backend, args, false)
 }
 
-pub fn update(ctx: &Context, args: &WriteArgs) -> Result<()> {
-    write(ctx, args, true)
+pub fn update(backend: &mut Backend, args: &WriteArgs) -> Result<()> {
+    write(backend, args, true)
 }
 
-fn write(ctx: &Context, args: &WriteArgs, update: bool) -> Result<()> {
-    let t = target(ctx, &args.target)?;
-    // Open the store first, so a missing key is reported before a prompt.
-    let mut store = ctx.store(true)?;
-    // Say whether the name exists before anyone types a value for nothing.
-    store.expect_secret(&t.scope, &t.name, update)?;
-    let value = read_value(args, &t.name)?;
-    let description = args.description.as_deref();
-    let meta = if update {
-        store.update_secret(&t.scope, &t.name, description, &value, &t.actor)?
-    } else {
-        store.create_secret(&t.scope, &t.name, description, &value, &t.actor)?
-    };
-    warn_if_short(&t.name, &value);
+fn write(backend: &mut Backend, args: &WriteArgs, update: bool) -> Result<()> {
+    let target = target(&args.target);
+    // May we, and is the name there (or not)? Asked before anyone types a
+    // value for nothing; in local mode this also opens the key.
+    backend.call(Request::SecretCheck {
+        target: target.clone(),
+        exists: update,
+    })?;
+    let value = read_value(args, &target.name)?;
+    let len = value.expose_secret().len();
+    let reply = backend.call(Request::SecretWrite {
+        target,
+        update,
+        description: args.description.clone(),
+        value: SecretValue::new(value),
+    })?;
+    let (change, secret) = changed(reply)?;
+    warn_if_short(&secret.name, len);
     println!(
         "{} {} (version {})",
-        if update { "updated" } else { "created" },
-        describe(&meta),
-        meta.version
+        if change == Change::Updated {
+            "updated"
+        } else {
+            "created"
+        },
+        secret.describe(),
+        secret.version
     );
     Ok(())
 }
 
-pub fn delete(ctx: &Context, args: &TargetArgs) -> Result<()> {
-    let t = target(ctx, args)?;
-    let mut store = ctx.store(false)?;
-    let meta = store.delete_secret(&t.scope, &t.name, &t.actor)?;
-    println!("deleted {}", describe(&meta));
+pub fn delete(backend: &mut Backend, args: &TargetArgs) -> Result<()> {
+    let (_, secret) = changed(backend.call(Request::SecretDelete {
+        target: target(args),
+    })?)?;
+    println!("deleted {}", secret.describe());
     Ok(())
 }
 
-fn describe(meta: &SecretMeta) -> String {
-    match &meta.owner {
-        Some(owner) => format!("personal secret {} of {owner}", meta.name),
-        None => format!("team secret {}", meta.name),
+fn changed(reply: Reply) -> Result<(Change, SecretView)> {
+    match reply {
+        Reply::SecretChanged { change, secret } => Ok((change, read(&secret, "secret")?)),
+        other => Err(unexpected(other)),
     }
 }
 
-pub fn list(ctx: &Context, json: bool, all: bool) -> Result<()> {
-    let me = ctx.me()?;
-    if all && !me.is_some_and(|m| m.admin) {
-        return Err(
-            Failure::new("--all shows every member's personal secrets and needs an admin").into(),
-        );
-    }
-    let store = ctx.store(false)?;
-    let mine = me.map(|m| m.name.as_str());
-    let secrets: Vec<SecretMeta> = store
-        .list_secrets()?
-        .into_iter()
-        .filter(|s| all || s.owner.is_none() || s.owner.as_deref() == mine)
-        .collect();
+pub fn list(backend: &mut Backend, json: bool, all: bool) -> Result<()> {
+    let secrets = match backend.call(Request::SecretList { all })? {
+        Reply::Secrets { secrets } => secrets,
+        other => return Err(unexpected(other)),
+    };
     if json {
         println!("{}", serde_json::to_string(&secrets)?);
         return Ok(());
     }
-    print_table(&secrets, all);
+    print_table(&read_all(&secrets, "secret")?, all);
     Ok(())
 }
 
-fn print_table(secrets: &[SecretMeta], with_owner: bool) {
+fn print_table(secrets: &[SecretView], with_owner: bool) {
     let now = supervisor_store::now();
     let rows: Vec<[String; 5]> = secrets
         .iter()
         .map(|s| {
             [
-                s.name.to_string(),
-                s.scope.kind().to_owned(),
+                s.name.clone(),
+                s.scope.clone(),
                 s.owner.clone().unwrap_or_default(),
                 when::ago(s.updated_at, now),
                 s.description.clone().unwrap_or_default(),

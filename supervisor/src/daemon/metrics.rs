@@ -13,6 +13,7 @@ pub struct Metrics {
     started: Mutex<BTreeMap<(String, String), u64>>,
     finished: Mutex<BTreeMap<(String, String, String), u64>>,
     webhooks: Mutex<BTreeMap<(String, String), u64>>,
+    control: Mutex<BTreeMap<(String, String), u64>>,
     pub running: AtomicU64,
     pub queued: AtomicU64,
     pub redactions: AtomicU64,
@@ -51,6 +52,12 @@ impl Metrics {
         bump(&self.webhooks, (source.to_owned(), result.to_owned()));
     }
 
+    /// One request on the control socket and how it ended (`ok`, or the
+    /// error's kind: `denied`, `not_a_member`, `agent`, `malformed`, ...).
+    pub fn control(&self, request: &str, result: &str) {
+        bump(&self.control, (request.to_owned(), result.to_owned()));
+    }
+
     pub fn schedule_lateness(&self, seconds: f64) {
         let mut h = self.lateness.lock().unwrap_or_else(|p| p.into_inner());
         for (i, bound) in LATENESS_BUCKETS.iter().enumerate() {
@@ -67,6 +74,7 @@ impl Metrics {
         let started = snapshot(&self.started);
         let finished = snapshot(&self.finished);
         let webhooks = snapshot(&self.webhooks);
+        let control = snapshot(&self.control);
         header(
             &mut out,
             "supervisor_runs_started_total",
@@ -129,6 +137,20 @@ impl Metrics {
                 out,
                 "supervisor_webhook_requests_total{{source=\"{}\",result=\"{}\"}} {n}",
                 esc(&source),
+                esc(&result)
+            );
+        }
+        header(
+            &mut out,
+            "supervisor_control_requests_total",
+            "counter",
+            "Requests on the control socket, by request and result.",
+        );
+        for ((request, result), n) in control {
+            let _ = writeln!(
+                out,
+                "supervisor_control_requests_total{{request=\"{}\",result=\"{}\"}} {n}",
+                esc(&request),
                 esc(&result)
             );
         }

@@ -1,20 +1,25 @@
-//! `supervisor serve`: the long-lived service. One tokio runtime runs the
-//! HTTP listener, the cron schedules and every run through one [`Runner`].
+//! `supervisor serve`: the long-lived service, and the only process of a
+//! team's host that holds the key. One tokio runtime runs the control
+//! socket, the HTTP listener, the cron schedules and every run through one
+//! [`Runner`].
 //!
 //! Life cycle: runs a crashed daemon left `running` become `lost`; READY=1
-//! once the listener is bound; SIGHUP reloads the config (a bad one is
-//! logged and the old one kept); SIGTERM or SIGINT stops accepting, stops
-//! the schedules, gives running runs `[server] shutdown_grace`, stops the
-//! rest (recorded `interrupted`) and exits 0.
+//! once the control socket and the HTTP listener are bound; SIGHUP reloads
+//! the config (a bad one is logged and the old one kept); SIGTERM or SIGINT
+//! stops accepting, stops the schedules, gives running runs `[server]
+//! shutdown_grace`, stops the rest (recorded `interrupted`) and exits 0.
 
 pub mod client;
+mod control;
 mod hooks;
 mod http;
 mod linear;
 mod metrics;
 mod notify;
+pub mod peer;
 pub mod runner;
 mod schedule;
+mod session;
 mod slack;
 
 use std::collections::HashMap;
@@ -34,6 +39,10 @@ use crate::run::Engine;
 use metrics::Metrics;
 use runner::Runner;
 use schedule::Scheduler;
+
+/// How long, at shutdown, clients of the control socket have to take the
+/// answers still due to them once the runs are over.
+const CLIENTS_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The supervisor's own credentials for the trigger sources, read at start
 /// and at each reload.
@@ -139,6 +148,10 @@ pub fn serve(global: &Global) -> Result<()> {
 }
 
 async fn run(global: &Global, ctx: Context) -> Result<()> {
+    // Whatever an agent leaves behind stays our descendant: the control
+    // socket refuses descendants, and we reap them.
+    crate::reaper::become_subreaper().context("becoming the reaper of agents' orphans")?;
+    tokio::spawn(reap_orphans());
     let mut store = ctx.store(true)?;
     let lost = store.mark_lost_runs(process_alive)?;
     if !lost.is_empty() {
@@ -160,6 +173,24 @@ async fn run(global: &Global, ctx: Context) -> Result<()> {
     });
 
     let server = &config.server;
+    let socket = match control::socket_path(server.control_socket.as_deref()) {
+        Some(path) => Some(control::ControlSocket::bind(&path)?),
+        None => None,
+    };
+    let socket_note = match &socket {
+        Some(s) => format!("control socket {}", s.path().display()),
+        None => "no control socket (CLI commands use local mode)".to_owned(),
+    };
+    let (stop_control, control_stopped) = tokio::sync::oneshot::channel::<()>();
+    let control = socket.map(|mut socket| {
+        let daemon = daemon.clone();
+        tokio::spawn(async move {
+            let stopped = async {
+                let _ = control_stopped.await;
+            };
+            socket.serve(daemon, stopped).await;
+        })
+    });
     let listener = tokio::net::TcpListener::bind(server.listen)
         .await
         .with_context(|| format!("listening on {}", server.listen))?;
@@ -178,7 +209,7 @@ async fn run(global: &Global, ctx: Context) -> Result<()> {
     tokio::spawn(notify::watchdog());
 
     let summary = format!(
-        "listening on {addr}; {} agents, {} schedules",
+        "listening on {addr}; {socket_note}; {} agents, {} schedules",
         config.agents.len(),
         config.schedules.len()
     );
@@ -222,10 +253,43 @@ async fn run(global: &Global, ctx: Context) -> Result<()> {
     notify::stopping();
     scheduler.stop();
     let _ = stop_http.send(());
+    // No new requests; runs that clients follow end with the others, and
+    // their clients get that end (unless they stopped reading).
+    let _ = stop_control.send(());
     runner.shutdown(config.server.shutdown_grace).await;
+    if let Some(control) = control
+        && tokio::time::timeout(CLIENTS_GRACE, control).await.is_err()
+    {
+        tracing::warn!("some control socket clients did not take their answers in time");
+    }
     http.await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Reaps the orphans agents leave behind, as they exit and every few
+/// seconds (a signal may stand for several exits).
+async fn reap_orphans() {
+    let mut exits = match signal(SignalKind::child()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(error = %e, "no SIGCHLD stream; orphans are reaped every few seconds");
+            None
+        }
+    };
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+    loop {
+        match &mut exits {
+            Some(exits) => tokio::select! {
+                _ = exits.recv() => {}
+                _ = tick.tick() => {}
+            },
+            None => {
+                tick.tick().await;
+            }
+        }
+        crate::reaper::reap_orphans();
+    }
 }
 
 /// Refuses a config with a schedule that cannot fire, as `config check`

@@ -12,9 +12,10 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use supervisor_store::{RunRecord, RunStatus};
 use tokio::runtime::Handle;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Semaphore, mpsc, watch};
 
 use super::metrics::Metrics;
+use crate::run::output::Stream;
 use crate::run::{Echo, Engine, Outcome, RunRequest};
 
 /// A future that answers about a run somewhere (Slack, Linear). Its result
@@ -27,6 +28,16 @@ pub trait Replier: Send + Sync {
     fn started(&self, record: &RunRecord) -> ReplyFuture;
     /// The run ended (or was refused).
     fn finished(&self, outcome: &Outcome) -> ReplyFuture;
+}
+
+/// A client of the control socket attached to its run: it receives the
+/// redacted output, and can stop the run, or take it off the queue before
+/// it starts.
+pub struct Attach {
+    pub output: mpsc::Sender<(Stream, Vec<u8>)>,
+    /// Turns true when the client asks to stop or goes away (a dropped
+    /// sender counts as gone).
+    pub cancel: watch::Receiver<bool>,
 }
 
 /// Why a submission was not accepted.
@@ -124,6 +135,17 @@ impl Runner {
         req: RunRequest,
         replier: Option<Arc<dyn Replier>>,
     ) -> Result<(), Busy> {
+        self.submit_attached(req, replier, None)
+    }
+
+    /// [`Runner::submit`] for a run a client follows (a `cli` run through
+    /// the control socket).
+    pub fn submit_attached(
+        self: &Arc<Self>,
+        req: RunRequest,
+        replier: Option<Arc<dyn Replier>>,
+        attach: Option<Attach>,
+    ) -> Result<(), Busy> {
         let refusal = if *self.phase.borrow() != Phase::Accepting {
             Some(Busy::ShuttingDown)
         } else {
@@ -145,7 +167,7 @@ impl Runner {
         self.active.send_modify(|n| *n += 1);
         let me = self.clone();
         self.runtime.spawn(async move {
-            me.run(req, replier).await;
+            me.run(req, replier, attach).await;
             me.active.send_modify(|n| *n -= 1);
         });
         Ok(())
@@ -175,7 +197,25 @@ impl Runner {
         }
     }
 
-    async fn run(self: &Arc<Self>, req: RunRequest, replier: Option<Arc<dyn Replier>>) {
+    async fn run(
+        self: &Arc<Self>,
+        req: RunRequest,
+        replier: Option<Arc<dyn Replier>>,
+        attach: Option<Attach>,
+    ) {
+        let (echo, cancel) = match attach {
+            Some(a) => (Echo::Channel(a.output), Some(a.cancel)),
+            None => (Echo::Quiet, None),
+        };
+        let cancelled = |cancel: Option<watch::Receiver<bool>>| async move {
+            match cancel {
+                // A true value or a dropped sender: the client is done.
+                Some(mut c) => {
+                    let _ = c.wait_for(|stop| *stop).await;
+                }
+                None => std::future::pending().await,
+            }
+        };
         let engine = self.engine();
         let limit = engine
             .config
@@ -197,23 +237,30 @@ impl Runner {
         };
         let permits = tokio::select! {
             biased;
-            () = draining => None,
-            p = permits => p,
+            () = draining => Err(Busy::ShuttingDown.to_string()),
+            () = cancelled(cancel.clone()) => Err("its client stopped it before it started".to_owned()),
+            p = permits => p.ok_or_else(|| Busy::ShuttingDown.to_string()),
         };
         self.waiting.fetch_sub(1, Ordering::SeqCst);
         self.metrics
             .queued
             .store(self.waiting() as u64, Ordering::Relaxed);
-        let Some(_permits) = permits else {
-            self.refuse(&req, Busy::ShuttingDown.to_string(), replier);
-            return;
+        let _permits = match permits {
+            Ok(p) => p,
+            Err(reason) => {
+                self.refuse(&req, reason, replier);
+                return;
+            }
         };
 
         self.metrics.running.fetch_add(1, Ordering::Relaxed);
         self.metrics.run_started(&req.agent, req.kind.as_str());
         let mut phase = self.phase.subscribe();
         let stop_requested = async move {
-            let _ = phase.wait_for(|p| *p == Phase::Stopping).await;
+            tokio::select! {
+                _ = phase.wait_for(|p| *p == Phase::Stopping) => {}
+                () = cancelled(cancel) => {}
+            }
         };
         let (started_tx, started_rx) = tokio::sync::oneshot::channel::<RunRecord>();
         if let Some(r) = &replier {
@@ -226,7 +273,7 @@ impl Runner {
             });
         }
         let result = engine
-            .execute(req.clone(), Echo::Quiet, stop_requested, |record| {
+            .execute(req.clone(), echo, stop_requested, |record| {
                 let _ = started_tx.send(record.clone());
             })
             .await;

@@ -257,7 +257,9 @@ impl Engine {
             working_dir: agent.working_dir.as_deref(),
             run_as,
         };
-        let mut child = match spawn::spawn(&spec) {
+        // Registered as a leader for as long as `_leader` lives: the daemon
+        // reaps orphans, and this one is tokio's.
+        let (mut child, _leader) = match crate::reaper::spawn(&spec) {
             Ok(c) => c,
             Err(e) => {
                 let code = match &e {
@@ -265,10 +267,8 @@ impl Engine {
                     e if e.program_unavailable() => EXIT_CANNOT_EXECUTE,
                     _ => EXIT_REFUSED,
                 };
+                // `supervisor run` shows it from the record, in either mode.
                 let message = format!("the agent could not be started: {e}");
-                if echo == Echo::Terminal {
-                    eprintln!("error: {message}");
-                }
                 record.status = RunStatus::Failed { code };
                 record.detail["error"] = json!(message);
                 return Ok(String::new());

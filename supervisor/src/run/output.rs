@@ -1,6 +1,7 @@
 //! Where a run's output goes: every byte passes the run's redactor, then
-//! the run log (capped), the terminal for local runs, and a short tail kept
-//! for replies to Slack or Linear.
+//! the run log (capped), the terminal for local runs or the client of the
+//! control socket for its runs, and a short tail kept for replies to Slack
+//! or Linear.
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -30,11 +31,16 @@ pub enum Stream {
     Stderr,
 }
 
-/// Whether output is also shown on this process's stdout and stderr.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where redacted output goes besides the log and the tail.
+#[derive(Debug, Clone)]
 pub enum Echo {
+    /// This process's stdout and stderr (a local run).
     Terminal,
     Quiet,
+    /// A client of the control socket, as `(stream, redacted chunk)` in
+    /// order. A client that reads slowly slows the run's output, as a
+    /// terminal does; one that went away is skipped.
+    Channel(mpsc::Sender<(Stream, Vec<u8>)>),
 }
 
 /// What the sinks saw, for the run record.
@@ -93,16 +99,23 @@ pub async fn write_all(
 ) -> Written {
     let mut w = Written::default();
     let mut tail: VecDeque<u8> = VecDeque::with_capacity(TAIL_BYTES);
+    let mut client_gone = false;
     while let Some((stream, chunk)) = from.recv().await {
-        if echo == Echo::Terminal {
-            // A closed terminal must not stop the run or its log.
-            let _ = match stream {
-                Stream::Stdout => std::io::stdout()
-                    .lock()
-                    .write_all(&chunk)
-                    .and_then(|()| std::io::stdout().flush()),
-                Stream::Stderr => std::io::stderr().lock().write_all(&chunk),
-            };
+        match &echo {
+            Echo::Terminal => {
+                // A closed terminal must not stop the run or its log.
+                let _ = match stream {
+                    Stream::Stdout => std::io::stdout()
+                        .lock()
+                        .write_all(&chunk)
+                        .and_then(|()| std::io::stdout().flush()),
+                    Stream::Stderr => std::io::stderr().lock().write_all(&chunk),
+                };
+            }
+            Echo::Channel(client) if !client_gone => {
+                client_gone = client.send((stream, chunk.clone())).await.is_err();
+            }
+            Echo::Channel(_) | Echo::Quiet => {}
         }
         if !w.cut && w.log_error.is_none() {
             let room = limit.saturating_sub(w.log_bytes) as usize;

@@ -1,0 +1,100 @@
+//! The documents replies carry (as `--json` prints them), read back into
+//! types for the tables. Only the fields a table shows.
+
+use anyhow::{Context as _, Result};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use supervisor_protocol::Reply;
+
+/// An answer that does not fit the request (a daemon of another version).
+pub fn unexpected(reply: Reply) -> anyhow::Error {
+    anyhow::anyhow!(
+        "the answer `{}` does not fit the request; are the CLI and the daemon of the same version?",
+        reply.label()
+    )
+}
+
+/// Reads a document into a view; a document of another shape is an error
+/// (a daemon of another version), never a silently empty cell.
+pub fn read<T: DeserializeOwned>(doc: &Value, what: &str) -> Result<T> {
+    T::deserialize(doc).with_context(|| format!("reading a {what} from the answer"))
+}
+
+pub fn read_all<T: DeserializeOwned>(docs: &[Value], what: &str) -> Result<Vec<T>> {
+    docs.iter().map(|d| read(d, what)).collect()
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SecretView {
+    pub name: String,
+    pub scope: String,
+    pub owner: Option<String>,
+    pub description: Option<String>,
+    pub version: i64,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl SecretView {
+    /// "team secret X" or "personal secret X of bob".
+    pub fn describe(&self) -> String {
+        match &self.owner {
+            Some(owner) => format!("personal secret {} of {owner}", self.name),
+            None => format!("team secret {}", self.name),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct InjectedView {
+    pub name: String,
+    pub scope: String,
+    pub owner: Option<String>,
+    pub version: i64,
+    pub shadows: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RunView {
+    pub id: String,
+    pub agent: String,
+    pub trigger: String,
+    pub member: Option<String>,
+    pub status: String,
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+    pub reason: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub log_bytes: u64,
+    pub redactions: u64,
+    #[serde(default)]
+    pub detail: Value,
+}
+
+impl RunView {
+    /// The outcome as tables show it: "failed (exit 3)", "succeeded".
+    pub fn outcome(&self) -> String {
+        match (self.status.as_str(), self.code, self.signal) {
+            ("failed", Some(code), _) => format!("failed (exit {code})"),
+            ("killed", _, Some(signal)) => format!("killed (signal {signal})"),
+            (other, _, _) => other.to_owned(),
+        }
+    }
+
+    /// Seconds from start to end, when it ended.
+    pub fn seconds(&self) -> Option<f64> {
+        self.ended_at
+            .map(|end| (end - self.started_at).num_milliseconds() as f64 / 1000.0)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct AuditView {
+    pub seq: i64,
+    pub at: DateTime<Utc>,
+    pub actor: Option<String>,
+    pub action: String,
+    pub detail: Value,
+}

@@ -1,0 +1,94 @@
+//! Processes an agent leaves behind. The daemon makes itself a "child
+//! subreaper": a process whose parent exits is re-parented to the daemon
+//! instead of init, so whatever an agent starts stays the daemon's
+//! descendant for as long as it lives, also after `setsid` and a double
+//! fork. That is what lets the control socket refuse every process an
+//! agent started (see `daemon::peer`).
+//!
+//! Re-parented processes are the daemon's to reap when they exit. The
+//! agents' own leaders are reaped by tokio, which waits for each by pid;
+//! this module knows their pids ([`spawn`] registers each under the same
+//! lock the reaper takes) and never reaps one of them.
+
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+
+use nix::errno::Errno;
+use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid, waitpid};
+use nix::unistd::Pid;
+use tokio::process::Child;
+
+use crate::spawn::{self, ChildSpec, SpawnError};
+
+/// Pids of the agents' leaders, which tokio reaps.
+static LEADERS: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
+
+/// Makes this process the reaper of its descendants' orphans. Not
+/// inherited by children.
+pub fn become_subreaper() -> std::io::Result<()> {
+    nix::sys::prctl::set_child_subreaper(true)?;
+    Ok(())
+}
+
+/// An agent's leader, registered until this is dropped (after tokio
+/// reaped it).
+#[derive(Debug)]
+pub struct Leader(Option<i32>);
+
+impl Drop for Leader {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            leaders().remove(&pid);
+        }
+    }
+}
+
+fn leaders() -> std::sync::MutexGuard<'static, BTreeSet<i32>> {
+    LEADERS.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// [`spawn::spawn`], registering the child as a leader before the reaper
+/// can see it.
+pub fn spawn(spec: &ChildSpec<'_>) -> Result<(Child, Leader), SpawnError> {
+    let mut leaders = leaders();
+    let child = spawn::spawn(spec)?;
+    let pid = child.id().map(|p| p as i32);
+    if let Some(pid) = pid {
+        leaders.insert(pid);
+    }
+    Ok((child, Leader(pid)))
+}
+
+/// Reaps every exited child that is not a leader; returns how many. Never
+/// blocks: when a spawn holds the lock, the next call does the work.
+pub fn reap_orphans() -> usize {
+    let Ok(leaders) = LEADERS.try_lock() else {
+        return 0;
+    };
+    let mut reaped = 0;
+    loop {
+        // Look without reaping: the next exited child, whoever it is.
+        let peeked = waitid(
+            Id::All,
+            WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT,
+        );
+        let pid = match peeked {
+            Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) | Err(_) => break,
+            Ok(status) => match status.pid() {
+                Some(pid) => pid,
+                None => break,
+            },
+        };
+        // A leader is tokio's to reap (which it does at once); the others
+        // wait for the next call.
+        if leaders.contains(&pid.as_raw()) {
+            break;
+        }
+        if waitpid(Pid::from_raw(pid.as_raw()), Some(WaitPidFlag::WNOHANG)).is_ok() {
+            reaped += 1;
+        } else {
+            break;
+        }
+    }
+    reaped
+}
