@@ -32,10 +32,18 @@ pub enum StoreError {
     SecretExists { scope: String, name: String },
     #[error("no {scope} secret named `{name}`")]
     SecretNotFound { scope: String, name: String },
+    #[error("the stored value of {scope} secret `{name}` does not open: {reason}")]
+    Tampered {
+        scope: String,
+        name: String,
+        reason: String,
+    },
+    #[error("the audit log does not hold: {0}")]
+    Evidence(String),
     #[error(
-        "the stored value of {scope} secret `{name}` does not open: its row was altered or moved"
+        "the change is on disk, but {left} page(s) of the write-ahead log beside {path} could not be emptied because another process kept reading an older snapshot; older copies of changed rows may remain there"
     )]
-    Tampered { scope: String, name: String },
+    CheckpointBusy { path: PathBuf, left: i64 },
     #[error("{0}")]
     InvalidValue(String),
     #[error("no run with id `{0}`")]

@@ -8,9 +8,11 @@ use serde::Serialize;
 use serde_json::json;
 use supervisor_config::SecretName;
 
-use crate::audit::append;
+use crate::audit::{RowChange, append, current_head};
 use crate::crypto::Binding;
-use crate::db::write_tx;
+use crate::db::{Sync, write_tx};
+use crate::evidence::{AuditKey, secret_subject};
+use crate::seal::{LastWrite, check_rows, fingerprint, last_write};
 use crate::time::{format_time, now, parse_time};
 use crate::{Result, Store, StoreError};
 
@@ -178,13 +180,40 @@ fn find(tx: &Transaction<'_>, scope: &Scope, name: &SecretName) -> Result<Option
     row.map(meta_from_tuple).transpose()
 }
 
-fn audit_detail(meta: &SecretMeta) -> serde_json::Value {
-    json!({
+fn audit_detail(meta: &SecretMeta, row: Option<&[u8; 32]>) -> serde_json::Value {
+    let mut detail = json!({
         "scope": meta.scope.kind(),
         "owner": meta.owner,
         "name": meta.name,
         "version": meta.version,
-    })
+    });
+    if let Some(fp) = row {
+        detail["row"] = json!(hex::encode(fp));
+    }
+    detail
+}
+
+fn subject(scope: &Scope, name: &SecretName) -> String {
+    secret_subject(scope.kind(), scope.owner_column(), name.as_str())
+}
+
+/// The newest keyed record of this secret's row (what the seal's sum holds
+/// for it), whatever the row itself says now.
+fn recorded(
+    tx: &Transaction<'_>,
+    key: &AuditKey,
+    scope: &Scope,
+    name: &SecretName,
+) -> Result<Option<LastWrite>> {
+    let anchor = current_head(tx, key)?.anchor;
+    last_write(
+        tx,
+        key,
+        anchor,
+        scope.kind(),
+        scope.owner_column(),
+        name.as_str(),
+    )
 }
 
 impl Store {
@@ -208,13 +237,16 @@ impl Store {
         let (nonce, ct) = self
             .cipher()?
             .seal(value.expose_secret().as_bytes(), &binding)?;
-        let meta = self.write(|tx| {
+        let meta = self.write(Sync::Full, |tx, key| {
             if find(tx, scope, name)?.is_some() {
                 return Err(StoreError::SecretExists {
                     scope: scope.describe(),
                     name: name.to_string(),
                 });
             }
+            // A row the log still holds (deleted outside the supervisor)
+            // leaves the seal's sum as this one replaces it.
+            let removed = recorded(tx, key, scope, name)?.and_then(|w| w.row.map(|(fp, _)| fp));
             let t = format_time(now());
             tx.execute(
                 "INSERT INTO secrets (scope, owner, name, description, version, nonce, ciphertext, created_at, created_by, updated_at, updated_by)
@@ -222,7 +254,8 @@ impl Store {
                 params![scope.kind(), scope.owner_column(), name.as_str(), description, &nonce[..], ct, t, actor],
             )?;
             let meta = find(tx, scope, name)?.ok_or_else(|| StoreError::Corrupt("row vanished".into()))?;
-            append(tx, Some(actor), "secret.create", &audit_detail(&meta))?;
+            let fp = fingerprint(key, scope.kind(), scope.owner_column(), name.as_str(), 1, &nonce);
+            append(tx, key, Some(actor), "secret.create", &audit_detail(&meta, Some(&fp)), Some(&subject(scope, name)), RowChange { removed, added: Some(fp) })?;
             Ok(meta)
         })?;
         // On disk before the caller says so, and no replaced or deleted
@@ -231,8 +264,9 @@ impl Store {
         Ok(meta)
     }
 
-    /// Replaces a secret's value: version + 1, description kept unless one
-    /// is given. The way to rotate.
+    /// Replaces a secret's value: version + 1 (past any version the audit
+    /// log recorded, should an older row have been restored), description
+    /// kept unless one is given. The way to rotate.
     pub fn update_secret(
         &mut self,
         scope: &Scope,
@@ -243,14 +277,16 @@ impl Store {
     ) -> Result<SecretMeta> {
         validate_value(value)?;
         let cipher = self.cipher.as_ref().ok_or(StoreError::KeyRequired)?;
-        let meta = write_tx(&mut self.conn, |tx| {
+        let key = self.audit_key.as_ref().ok_or(StoreError::KeyRequired)?;
+        let meta = write_tx(&mut self.conn, Sync::Full, |tx| {
             let Some(meta) = find(tx, scope, name)? else {
                 return Err(StoreError::SecretNotFound {
                     scope: scope.describe(),
                     name: name.to_string(),
                 });
             };
-            let version = meta.version + 1;
+            let last = recorded(tx, key, scope, name)?.and_then(|w| w.row);
+            let version = meta.version.max(last.map_or(0, |(_, v)| v)) + 1;
             let (nonce, ct) = cipher.seal(
                 value.expose_secret().as_bytes(),
                 &Binding {
@@ -267,7 +303,8 @@ impl Store {
             )?;
             let meta =
                 find(tx, scope, name)?.ok_or_else(|| StoreError::Corrupt("row vanished".into()))?;
-            append(tx, Some(actor), "secret.update", &audit_detail(&meta))?;
+            let fp = fingerprint(key, scope.kind(), scope.owner_column(), name.as_str(), version, &nonce);
+            append(tx, key, Some(actor), "secret.update", &audit_detail(&meta, Some(&fp)), Some(&subject(scope, name)), RowChange { removed: last.map(|(fp, _)| fp), added: Some(fp) })?;
             Ok(meta)
         })?;
         // On disk before the caller says so, and no replaced or deleted
@@ -301,25 +338,39 @@ impl Store {
         }
     }
 
-    /// Deletes a secret; its ciphertext is overwritten in the file (secure_delete).
+    /// Deletes a secret; its ciphertext is overwritten in the file
+    /// (secure_delete) and emptied from the write-ahead log. Needs the
+    /// master key, as every change that the audit log records does.
     pub fn delete_secret(
         &mut self,
         scope: &Scope,
         name: &SecretName,
         actor: &str,
     ) -> Result<SecretMeta> {
-        let meta = self.write(|tx| {
+        let meta = self.write(Sync::Full, |tx, key| {
             let Some(meta) = find(tx, scope, name)? else {
                 return Err(StoreError::SecretNotFound {
                     scope: scope.describe(),
                     name: name.to_string(),
                 });
             };
+            let removed = recorded(tx, key, scope, name)?.and_then(|w| w.row.map(|(fp, _)| fp));
             tx.execute(
                 "DELETE FROM secrets WHERE scope = ?1 AND owner = ?2 AND name = ?3",
                 params![scope.kind(), scope.owner_column(), name.as_str()],
             )?;
-            append(tx, Some(actor), "secret.delete", &audit_detail(&meta))?;
+            append(
+                tx,
+                key,
+                Some(actor),
+                "secret.delete",
+                &audit_detail(&meta, None),
+                Some(&subject(scope, name)),
+                RowChange {
+                    removed,
+                    added: None,
+                },
+            )?;
             Ok(meta)
         })?;
         // On disk before the caller says so, and no replaced or deleted
@@ -340,8 +391,15 @@ impl Store {
     /// Opens the values of exactly these secrets, for a run. The caller
     /// passes what the scope rule decided; this is the store's only
     /// plaintext exit.
+    ///
+    /// First, every secret row must be the one last written (the audit
+    /// seal's sum): a row restored from an older copy, put back after a
+    /// delete or removed outside the supervisor fails the whole call with
+    /// [`StoreError::Tampered`] naming that secret, since it also changes
+    /// what the scope rule decided.
     pub fn open_secrets(&self, wanted: &[(Scope, SecretName)]) -> Result<Vec<OpenedSecret>> {
         let cipher = self.cipher()?;
+        check_rows(&self.conn, self.audit_key()?)?;
         let mut stmt = self.conn.prepare_cached(
             "SELECT version, nonce, ciphertext FROM secrets WHERE scope = ?1 AND owner = ?2 AND name = ?3",
         )?;
@@ -367,6 +425,7 @@ impl Store {
                 let tampered = || StoreError::Tampered {
                     scope: scope.describe(),
                     name: name.to_string(),
+                    reason: "its row was altered or moved (the ciphertext does not open for its scope, owner, name and version)".into(),
                 };
                 let plain = cipher.open(&nonce, &ct, &binding).ok_or_else(tampered)?;
                 let text = std::str::from_utf8(&plain).map_err(|_| tampered())?;
@@ -482,6 +541,103 @@ mod tests {
             .execute("UPDATE secrets SET version = 1 WHERE name = 'B'", [])
             .unwrap();
         assert!(s.open_secrets(&[(bob, name("B"))]).is_err());
+    }
+
+    /// The row of `name` as it is stored now (version, nonce, ciphertext).
+    fn row(s: &Store, n: &str) -> (i64, Vec<u8>, Vec<u8>) {
+        s.conn
+            .query_row(
+                "SELECT version, nonce, ciphertext FROM secrets WHERE name = ?1",
+                [n],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap()
+    }
+
+    fn put_back(s: &Store, n: &str, (version, nonce, ct): &(i64, Vec<u8>, Vec<u8>)) {
+        s.conn
+            .execute(
+                "UPDATE secrets SET version = ?2, nonce = ?3, ciphertext = ?4 WHERE name = ?1",
+                params![n, version, nonce, ct],
+            )
+            .unwrap();
+    }
+
+    fn refusal(s: &Store, wanted: &[(Scope, SecretName)]) -> String {
+        match s.open_secrets(wanted) {
+            Err(e @ StoreError::Tampered { .. }) => e.to_string(),
+            Err(e) => panic!("expected a refusal naming the secret, got {e}"),
+            Ok(_) => panic!("a restored row opened"),
+        }
+    }
+
+    #[test]
+    fn a_restored_older_row_refuses_to_open_and_names_the_secret() {
+        let (_d, mut s) = store();
+        let team = || (Scope::Team, name("API"));
+        s.create_secret(&Scope::Team, &name("API"), None, &value("value-v1"), "x")
+            .unwrap();
+        s.create_secret(&Scope::Team, &name("OTHER"), None, &value("other-v1"), "x")
+            .unwrap();
+        let v1 = row(&s, "API");
+        s.update_secret(&Scope::Team, &name("API"), None, &value("value-v2"), "x")
+            .unwrap();
+        put_back(&s, "API", &v1);
+        let msg = refusal(&s, &[team()]);
+        assert!(
+            msg.contains("team secret `API`")
+                && msg.contains("its row is version 1, but audit entry 3 wrote version 2"),
+            "{msg}"
+        );
+        // Also when the run wants another secret: the scope decision rested on it.
+        let msg = refusal(&s, &[(Scope::Team, name("OTHER"))]);
+        assert!(msg.contains("`API`"), "{msg}");
+        // Rotating heals it.
+        s.update_secret(&Scope::Team, &name("API"), None, &value("value-v4"), "x")
+            .unwrap();
+        let opened = s.open_secrets(&[team()]).unwrap();
+        assert_eq!(opened[0].value.expose_secret(), "value-v4");
+        assert_eq!(opened[0].version, 3);
+    }
+
+    #[test]
+    fn the_same_version_recreated_and_rows_put_back_or_removed_are_found() {
+        let (_d, mut s) = store();
+        let alice = Scope::Personal("alice".into());
+        s.create_secret(&alice, &name("TOKEN"), None, &value("first-value"), "x")
+            .unwrap();
+        let first = row(&s, "TOKEN");
+        s.delete_secret(&alice, &name("TOKEN"), "x").unwrap();
+        s.create_secret(&alice, &name("TOKEN"), None, &value("second-value"), "x")
+            .unwrap();
+        // Same version 1, an older ciphertext: the AEAD alone would open it.
+        put_back(&s, "TOKEN", &first);
+        let msg = refusal(&s, &[(alice.clone(), name("TOKEN"))]);
+        assert!(msg.contains("same version, another ciphertext"), "{msg}");
+        assert!(msg.contains("personal (owner alice) secret `TOKEN`"), "{msg}");
+
+        // A deleted secret put back.
+        s.delete_secret(&alice, &name("TOKEN"), "x").unwrap();
+        s.conn
+            .execute(
+                "INSERT INTO secrets (scope, owner, name, version, nonce, ciphertext, created_at, created_by, updated_at, updated_by)
+                 VALUES ('personal', 'alice', 'TOKEN', 1, ?1, ?2, '2026-01-01T00:00:00.000Z', 'x', '2026-01-01T00:00:00.000Z', 'x')",
+                params![first.1, first.2],
+            )
+            .unwrap();
+        let msg = refusal(&s, &[(alice.clone(), name("TOKEN"))]);
+        assert!(msg.contains("deleted it, and an older row was put back"), "{msg}");
+        s.conn.execute("DELETE FROM secrets", []).unwrap();
+        assert!(s.open_secrets(&[]).is_ok());
+
+        // A secret removed behind the supervisor's back.
+        s.create_secret(&Scope::Team, &name("KEEP"), None, &value("keep-value"), "x")
+            .unwrap();
+        s.conn
+            .execute("DELETE FROM secrets WHERE name = 'KEEP'", [])
+            .unwrap();
+        let msg = s.open_secrets(&[]).unwrap_err().to_string();
+        assert!(msg.contains("`KEEP`") && msg.contains("its row is gone"), "{msg}");
     }
 
     #[test]
