@@ -97,7 +97,9 @@ pub(crate) fn tail(conn: &Connection) -> Result<(i64, String)> {
 pub(crate) fn current_head(conn: &Connection, key: &AuditKey) -> Result<Head> {
     let broken = |why: String| StoreError::Evidence(why);
     let (head, mac) = read_seal(conn)?.ok_or_else(|| {
-        broken("the seal over the audit log is missing: it was removed outside the supervisor".into())
+        broken(
+            "the seal over the audit log is missing: it was removed outside the supervisor".into(),
+        )
     })?;
     if !key.seal_ok(&head, &mac) {
         return Err(broken(

@@ -163,9 +163,7 @@ impl Store {
                 })
                 .optional()?;
             match existing {
-                Some(check) if cipher.read_key_check(&check).is_none() => {
-                    Err(StoreError::WrongKey)
-                }
+                Some(check) if cipher.read_key_check(&check).is_none() => Err(StoreError::WrongKey),
                 Some(_) => Ok(()),
                 None => {
                     tx.execute(
@@ -209,11 +207,10 @@ impl Store {
             Some(KeyCheck::Unsealed) => {
                 write_tx(&mut self.conn, Sync::Full, |tx| {
                     // Another process may have sealed it while we waited.
-                    let check: Vec<u8> = tx.query_row(
-                        "SELECT value FROM meta WHERE key = 'key_check'",
-                        [],
-                        |r| r.get(0),
-                    )?;
+                    let check: Vec<u8> =
+                        tx.query_row("SELECT value FROM meta WHERE key = 'key_check'", [], |r| {
+                            r.get(0)
+                        })?;
                     if cipher.read_key_check(&check) == Some(KeyCheck::Unsealed) {
                         crate::seal::anchor_existing(tx, &audit)?;
                         tx.execute(
@@ -249,11 +246,11 @@ impl Store {
         // (busy, frames in the log, frames copied): busy means a reader of
         // an older snapshot outlasted the busy timeout, and what it reads is
         // still in the log.
-        let (busy, log, copied): (i64, i64, i64) = self.conn.query_row(
-            "PRAGMA wal_checkpoint(TRUNCATE)",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )?;
+        let (busy, log, copied): (i64, i64, i64) =
+            self.conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?;
         if busy != 0 {
             return Err(StoreError::CheckpointBusy {
                 path: self.path.clone(),

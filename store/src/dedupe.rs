@@ -80,10 +80,19 @@ impl Deliveries {
         Ok(Deliveries { conn, path })
     }
 
-    /// Claims `key` from `source`: `true` the first time, `false` for a
-    /// duplicate within `ttl_secs`. Claims of `source` older than its window
-    /// are pruned; other sources' claims are left alone.
-    pub fn claim(&mut self, source: &str, key: &str, now_unix: i64, ttl_secs: i64) -> Result<bool> {
+    /// Claims a delivery of `source` known by every one of `keys` (such as
+    /// its delivery id and its signature): `true` when none of them was
+    /// claimed within `ttl_secs` (all are then claimed), `false` for a
+    /// duplicate (nothing changes). Claims of `source` older than its window
+    /// are pruned; other sources' claims are left alone. On disk when it
+    /// returns.
+    pub fn claim(
+        &mut self,
+        source: &str,
+        keys: &[&str],
+        now_unix: i64,
+        ttl_secs: i64,
+    ) -> Result<bool> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -91,21 +100,31 @@ impl Deliveries {
             "DELETE FROM deliveries WHERE source = ?1 AND seen_at < ?2",
             params![source, now_unix - ttl_secs],
         )?;
-        let inserted = tx.execute(
-            "INSERT OR IGNORE INTO deliveries (source, key, seen_at) VALUES (?1, ?2, ?3)",
-            params![source, key, now_unix],
-        )?;
+        for key in keys {
+            let inserted = tx.execute(
+                "INSERT OR IGNORE INTO deliveries (source, key, seen_at) VALUES (?1, ?2, ?3)",
+                params![source, key, now_unix],
+            )?;
+            if inserted == 0 {
+                // Dropping the transaction rolls back the keys claimed so far.
+                return Ok(false);
+            }
+        }
         tx.commit()?;
-        Ok(inserted == 1)
+        Ok(true)
     }
 
-    /// Gives a claim back, so that the sender's retry is accepted (the run it
-    /// promised could not be queued).
-    pub fn release(&mut self, source: &str, key: &str) -> Result<()> {
-        self.conn.execute(
-            "DELETE FROM deliveries WHERE source = ?1 AND key = ?2",
-            params![source, key],
-        )?;
+    /// Gives a claim back (every key of it), so that the sender's retry is
+    /// accepted: the run it promised could not be queued.
+    pub fn release(&mut self, source: &str, keys: &[&str]) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        for key in keys {
+            tx.execute(
+                "DELETE FROM deliveries WHERE source = ?1 AND key = ?2",
+                params![source, key],
+            )?;
+        }
+        tx.commit()?;
         Ok(())
     }
 
@@ -144,14 +163,14 @@ mod tests {
     fn a_delivery_is_claimed_once_within_its_window() {
         let dir = tempfile::tempdir().unwrap();
         let mut d = Deliveries::open(dir.path()).unwrap();
-        assert!(d.claim("slack", "Ev1", 1000, 3600).unwrap());
-        assert!(!d.claim("slack", "Ev1", 1001, 3600).unwrap());
-        assert!(d.claim("linear", "Ev1", 1001, 3600).unwrap());
+        assert!(d.claim("slack", &["Ev1"], 1000, 3600).unwrap());
+        assert!(!d.claim("slack", &["Ev1"], 1001, 3600).unwrap());
+        assert!(d.claim("linear", &["Ev1"], 1001, 3600).unwrap());
         drop(d);
         let mut d = Deliveries::open(dir.path()).unwrap();
-        assert!(!d.claim("slack", "Ev1", 2000, 3600).unwrap());
+        assert!(!d.claim("slack", &["Ev1"], 2000, 3600).unwrap());
         // After the window the entry is pruned.
-        assert!(d.claim("slack", "Ev1", 1000 + 3601, 3600).unwrap());
+        assert!(d.claim("slack", &["Ev1"], 1000 + 3601, 3600).unwrap());
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(dir.path().join(DELIVERIES_FILE))
             .unwrap()
@@ -164,21 +183,42 @@ mod tests {
     fn each_source_prunes_with_its_own_window() {
         let dir = tempfile::tempdir().unwrap();
         let mut d = Deliveries::open(dir.path()).unwrap();
-        assert!(d.claim("linear", "L1", 1000, 86_400).unwrap());
+        assert!(d.claim("linear", &["L1"], 1000, 86_400).unwrap());
         // A webhook claim with a 15-minute window, much later, prunes only
         // webhook claims: Linear's day-long window holds.
-        assert!(d.claim("webhook", "W1", 1000 + 3600, 900).unwrap());
-        assert!(!d.claim("linear", "L1", 1000 + 3601, 86_400).unwrap());
+        assert!(d.claim("webhook", &["W1"], 1000 + 3600, 900).unwrap());
+        assert!(!d.claim("linear", &["L1"], 1000 + 3601, 86_400).unwrap());
+    }
+
+    #[test]
+    fn a_delivery_known_by_two_keys_is_a_duplicate_by_either() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut d = Deliveries::open(dir.path()).unwrap();
+        assert!(
+            d.claim("linear", &["sig:a", "delivery:1"], 1000, 600)
+                .unwrap()
+        );
+        // The same signed body under a new delivery id, or under none.
+        assert!(
+            !d.claim("linear", &["sig:a", "delivery:2"], 1001, 600)
+                .unwrap()
+        );
+        assert!(!d.claim("linear", &["sig:a"], 1001, 600).unwrap());
+        // A refused claim claimed nothing: delivery 2 is still free.
+        assert!(
+            d.claim("linear", &["sig:b", "delivery:2"], 1002, 600)
+                .unwrap()
+        );
     }
 
     #[test]
     fn a_released_claim_can_be_claimed_again() {
         let dir = tempfile::tempdir().unwrap();
         let mut d = Deliveries::open(dir.path()).unwrap();
-        assert!(d.claim("webhook", "W1", 1000, 900).unwrap());
-        d.release("webhook", "W1").unwrap();
-        assert!(d.claim("webhook", "W1", 1001, 900).unwrap());
-        assert!(!d.claim("webhook", "W1", 1002, 900).unwrap());
+        assert!(d.claim("webhook", &["W1"], 1000, 900).unwrap());
+        d.release("webhook", &["W1"]).unwrap();
+        assert!(d.claim("webhook", &["W1"], 1001, 900).unwrap());
+        assert!(!d.claim("webhook", &["W1"], 1002, 900).unwrap());
     }
 
     #[test]
@@ -193,7 +233,7 @@ mod tests {
             .unwrap();
         let mut d = Deliveries::open(dir.path()).unwrap();
         assert_eq!(d.take_over(&mut s).unwrap(), 1);
-        assert!(!d.claim("linear", "delivery:x", 5001, 86_400).unwrap());
+        assert!(!d.claim("linear", &["delivery:x"], 5001, 86_400).unwrap());
         assert_eq!(d.take_over(&mut s).unwrap(), 0);
     }
 }

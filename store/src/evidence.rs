@@ -17,8 +17,7 @@ use zeroize::Zeroizing;
 use crate::key::MasterKey;
 
 /// The `prev_hash` of the first entry, and the head of an empty chain.
-pub(crate) const GENESIS: &str =
-    "0000000000000000000000000000000000000000000000000000000000000000";
+pub(crate) const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// The HKDF label of the audit key.
 const AUDIT_KEY_INFO: &[u8] = b"supervisor/v1 audit chain key";
@@ -284,8 +283,9 @@ pub(crate) fn walk(
     let last = expected - 1;
     let Some((head, mac)) = seal else {
         return Ok(AuditVerdict::SealBroken {
-            reason: "the seal over its last entry is missing: it was removed outside the supervisor"
-                .into(),
+            reason:
+                "the seal over its last entry is missing: it was removed outside the supervisor"
+                    .into(),
         });
     };
     if !key.seal_ok(head, mac) {
@@ -360,7 +360,9 @@ mod tests {
         // RFC 5869 test case 3 (no salt, no info) pins the construction.
         let ikm = [0x0b; 22];
         let mut okm = [0u8; 42];
-        Hkdf::<Sha256>::new(None, &ikm).expand(&[], &mut okm).unwrap();
+        Hkdf::<Sha256>::new(None, &ikm)
+            .expand(&[], &mut okm)
+            .unwrap();
         assert_eq!(
             hex::encode(okm),
             "8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d9d201395faa4b61a96c8"
@@ -395,7 +397,13 @@ mod tests {
         };
         let mac = k.seal(&head);
         assert!(k.seal_ok(&head, &mac));
-        assert!(!k.seal_ok(&Head { seq: 1, ..head.clone() }, &mac));
+        assert!(!k.seal_ok(
+            &Head {
+                seq: 1,
+                ..head.clone()
+            },
+            &mac
+        ));
         assert!(!key(2).seal_ok(&head, &mac));
         let row = Row {
             scope: "team",

@@ -35,10 +35,10 @@ mod secrets;
 mod time;
 
 pub use audit::AuditEntry;
-pub use dedupe::Deliveries;
-pub use evidence::AuditVerdict;
 pub use db::{Store, create_private_dir};
+pub use dedupe::Deliveries;
 pub use error::StoreError;
+pub use evidence::AuditVerdict;
 pub use key::{KEY_LEN, MasterKey};
 pub use runs::{RunFilter, RunRecord, RunStatus};
 pub use secrets::{MAX_VALUE_LEN, OpenedSecret, Scope, SecretMeta, validate_value};

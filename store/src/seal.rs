@@ -179,8 +179,7 @@ fn legacy_verdict(conn: &Connection) -> Result<String> {
 /// whose row is not what its newest audit entry recorded.
 pub(crate) fn check_rows(conn: &Connection, key: &AuditKey) -> Result<()> {
     let head = current_head(conn, key)?;
-    let mut stmt =
-        conn.prepare_cached("SELECT scope, owner, name, version, nonce FROM secrets")?;
+    let mut stmt = conn.prepare_cached("SELECT scope, owner, name, version, nonce FROM secrets")?;
     let rows: Vec<(String, String, String, i64, Vec<u8>)> = stmt
         .query_map([], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
@@ -221,9 +220,9 @@ fn name_culprit(
         let fp = fingerprint(key, scope, owner, name, *version, nonce);
         let reason = match last_write(conn, key, anchor, scope, owner, name)? {
             None => "its row is in no audit entry: it was added outside the supervisor".to_owned(),
-            Some(LastWrite { seq, row: None }) => format!(
-                "audit entry {seq} deleted it, and an older row was put back"
-            ),
+            Some(LastWrite { seq, row: None }) => {
+                format!("audit entry {seq} deleted it, and an older row was put back")
+            }
             Some(LastWrite {
                 row: Some((sealed, _)),
                 ..
@@ -241,9 +240,8 @@ fn name_culprit(
         return Ok(tampered(scope, owner, name, reason));
     }
     // Every row matches its last write: one that the log says exists is gone.
-    let mut stmt = conn.prepare(
-        "SELECT subject FROM audit WHERE subject IS NOT NULL GROUP BY subject",
-    )?;
+    let mut stmt =
+        conn.prepare("SELECT subject FROM audit WHERE subject IS NOT NULL GROUP BY subject")?;
     let subjects: Vec<String> = stmt
         .query_map([], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;

@@ -303,8 +303,26 @@ impl Store {
             )?;
             let meta =
                 find(tx, scope, name)?.ok_or_else(|| StoreError::Corrupt("row vanished".into()))?;
-            let fp = fingerprint(key, scope.kind(), scope.owner_column(), name.as_str(), version, &nonce);
-            append(tx, key, Some(actor), "secret.update", &audit_detail(&meta, Some(&fp)), Some(&subject(scope, name)), RowChange { removed: last.map(|(fp, _)| fp), added: Some(fp) })?;
+            let fp = fingerprint(
+                key,
+                scope.kind(),
+                scope.owner_column(),
+                name.as_str(),
+                version,
+                &nonce,
+            );
+            append(
+                tx,
+                key,
+                Some(actor),
+                "secret.update",
+                &audit_detail(&meta, Some(&fp)),
+                Some(&subject(scope, name)),
+                RowChange {
+                    removed: last.map(|(fp, _)| fp),
+                    added: Some(fp),
+                },
+            )?;
             Ok(meta)
         })?;
         // On disk before the caller says so, and no replaced or deleted
@@ -614,7 +632,10 @@ mod tests {
         put_back(&s, "TOKEN", &first);
         let msg = refusal(&s, &[(alice.clone(), name("TOKEN"))]);
         assert!(msg.contains("same version, another ciphertext"), "{msg}");
-        assert!(msg.contains("personal (owner alice) secret `TOKEN`"), "{msg}");
+        assert!(
+            msg.contains("personal (owner alice) secret `TOKEN`"),
+            "{msg}"
+        );
 
         // A deleted secret put back.
         s.delete_secret(&alice, &name("TOKEN"), "x").unwrap();
@@ -626,7 +647,10 @@ mod tests {
             )
             .unwrap();
         let msg = refusal(&s, &[(alice.clone(), name("TOKEN"))]);
-        assert!(msg.contains("deleted it, and an older row was put back"), "{msg}");
+        assert!(
+            msg.contains("deleted it, and an older row was put back"),
+            "{msg}"
+        );
         s.conn.execute("DELETE FROM secrets", []).unwrap();
         assert!(s.open_secrets(&[]).is_ok());
 
@@ -637,7 +661,10 @@ mod tests {
             .execute("DELETE FROM secrets WHERE name = 'KEEP'", [])
             .unwrap();
         let msg = s.open_secrets(&[]).unwrap_err().to_string();
-        assert!(msg.contains("`KEEP`") && msg.contains("its row is gone"), "{msg}");
+        assert!(
+            msg.contains("`KEEP`") && msg.contains("its row is gone"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -24,7 +24,9 @@ fn broken_at(s: &Store) -> (i64, String) {
 
 fn unguard(s: &Store) {
     s.conn
-        .execute_batch("DROP TRIGGER IF EXISTS audit_no_update; DROP TRIGGER IF EXISTS audit_no_delete;")
+        .execute_batch(
+            "DROP TRIGGER IF EXISTS audit_no_update; DROP TRIGGER IF EXISTS audit_no_delete;",
+        )
         .unwrap();
 }
 
@@ -33,11 +35,9 @@ fn unguard(s: &Store) {
 fn rehash_from(s: &Store, from: i64, guessed: &AuditKey) {
     let mut prev: String = s
         .conn
-        .query_row(
-            "SELECT hash FROM audit WHERE seq = ?1",
-            [from - 1],
-            |r| r.get(0),
-        )
+        .query_row("SELECT hash FROM audit WHERE seq = ?1", [from - 1], |r| {
+            r.get(0)
+        })
         .unwrap_or_else(|_| GENESIS.to_owned());
     let rows: Vec<Stored> = s
         .conn
@@ -96,7 +96,9 @@ fn the_log_refuses_updates_and_deletes() {
 fn a_cut_tail_is_found_by_the_seal() {
     let (_d, s) = store_with_entries(5);
     unguard(&s);
-    s.conn.execute("DELETE FROM audit WHERE seq >= 4", []).unwrap();
+    s.conn
+        .execute("DELETE FROM audit WHERE seq >= 4", [])
+        .unwrap();
     let (seq, reason) = broken_at(&s);
     assert_eq!(seq, 4);
     assert!(reason.contains("the tail was cut"), "{reason}");
@@ -106,7 +108,9 @@ fn a_cut_tail_is_found_by_the_seal() {
 fn a_deleted_entry_is_named() {
     let (_d, s) = store_with_entries(5);
     unguard(&s);
-    s.conn.execute("DELETE FROM audit WHERE seq = 2", []).unwrap();
+    s.conn
+        .execute("DELETE FROM audit WHERE seq = 2", [])
+        .unwrap();
     let (seq, reason) = broken_at(&s);
     assert_eq!(seq, 2);
     assert!(reason.contains("missing"), "{reason}");
@@ -240,7 +244,10 @@ fn unkeyed_store(entries: usize) -> (tempfile::TempDir, MasterKey) {
     }
     let old_check = s.cipher().unwrap().unsealed_key_check().unwrap();
     s.conn
-        .execute("UPDATE meta SET value = ?1 WHERE key = 'key_check'", [old_check])
+        .execute(
+            "UPDATE meta SET value = ?1 WHERE key = 'key_check'",
+            [old_check],
+        )
         .unwrap();
     (dir, key)
 }

@@ -1,6 +1,6 @@
 //! `supervisor run` and `supervisor scope`: a local run, or what one would receive.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -72,7 +72,8 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<u8> {
         );
     }
     if args.json {
-        println!("{}", serde_json::to_string(record)?);
+        // A closed stdout must not hide the agent's status behind a panic.
+        let _ = writeln!(std::io::stdout(), "{}", serde_json::to_string(record)?);
     }
     let code = match record.status {
         // As a shell reports it: 128 + the signal that stopped us.

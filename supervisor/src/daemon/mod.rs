@@ -25,6 +25,7 @@ use anyhow::{Context as _, Result};
 use secrecy::SecretString;
 use serde_json::json;
 use supervisor_config::Config;
+use supervisor_store::Deliveries;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::cli::Global;
@@ -80,6 +81,9 @@ pub struct Daemon {
     pub runner: Arc<Runner>,
     pub started: Instant,
     config: Mutex<(Arc<Config>, Arc<Credentials>)>,
+    /// Claimed deliveries, in their own database file (see
+    /// `supervisor_store::Deliveries`); used only on blocking threads.
+    deliveries: Arc<Mutex<Deliveries>>,
 }
 
 impl Daemon {
@@ -99,11 +103,44 @@ impl Daemon {
             .clone()
     }
 
-    /// Records a delivery as handled; `false` when it was seen within `ttl_secs`.
-    pub fn claim_delivery(&self, source: &str, key: &str, ttl_secs: u64) -> Result<bool> {
-        let engine = self.runner.engine();
-        let mut store = engine.store.lock().unwrap_or_else(|p| p.into_inner());
-        Ok(store.claim_delivery(source, key, chrono::Utc::now().timestamp(), ttl_secs as i64)?)
+    /// Claims a delivery known by `keys` (on disk when this returns);
+    /// `false` when one of them was claimed within `ttl_secs`. Runs on a
+    /// blocking thread, never on the caller's.
+    pub async fn claim_delivery(
+        &self,
+        source: &str,
+        keys: &[String],
+        ttl_secs: u64,
+    ) -> Result<bool> {
+        let (deliveries, source, keys) =
+            (self.deliveries.clone(), source.to_owned(), keys.to_vec());
+        tokio::task::spawn_blocking(move || {
+            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+            let mut d = deliveries.lock().unwrap_or_else(|p| p.into_inner());
+            d.claim(
+                &source,
+                &keys,
+                chrono::Utc::now().timestamp(),
+                ttl_secs as i64,
+            )
+        })
+        .await
+        .context("the delivery claim did not finish")?
+        .map_err(Into::into)
+    }
+
+    /// Gives a claim back, so that the sender's retry is accepted.
+    pub async fn release_delivery(&self, source: &str, keys: &[String]) -> Result<()> {
+        let (deliveries, source, keys) =
+            (self.deliveries.clone(), source.to_owned(), keys.to_vec());
+        tokio::task::spawn_blocking(move || {
+            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+            let mut d = deliveries.lock().unwrap_or_else(|p| p.into_inner());
+            d.release(&source, &keys)
+        })
+        .await
+        .context("the delivery release did not finish")?
+        .map_err(Into::into)
     }
 
     /// Each schedule with its next firing, for `/healthz`.
@@ -140,6 +177,14 @@ pub fn serve(global: &Global) -> Result<()> {
 
 async fn run(global: &Global, ctx: Context) -> Result<()> {
     let mut store = ctx.store(true)?;
+    let mut deliveries = Deliveries::open(&ctx.state_dir)?;
+    let taken = deliveries.take_over(&mut store)?;
+    if taken > 0 {
+        tracing::info!(
+            claims = taken,
+            "delivery claims moved to their own database"
+        );
+    }
     let lost = store.mark_lost_runs(process_alive)?;
     if !lost.is_empty() {
         tracing::warn!(runs = ?lost, "runs left running by a previous supervisor are now marked lost");
@@ -157,6 +202,7 @@ async fn run(global: &Global, ctx: Context) -> Result<()> {
         runner: runner.clone(),
         started: Instant::now(),
         config: Mutex::new((config.clone(), credentials)),
+        deliveries: Arc::new(Mutex::new(deliveries)),
     });
 
     let server = &config.server;

@@ -124,6 +124,25 @@ impl Runner {
         req: RunRequest,
         replier: Option<Arc<dyn Replier>>,
     ) -> Result<(), Busy> {
+        match self.offer(req, replier) {
+            Ok(()) => Ok(()),
+            Err(refused) => {
+                let (busy, req, replier) = *refused;
+                self.refuse(&req, busy.to_string(), replier);
+                Err(busy)
+            }
+        }
+    }
+
+    /// Queues a run like [`Runner::submit`], but a refusal is handed back
+    /// unrecorded, for a caller that has the sender retry instead (the run
+    /// is then recorded once, when the retry is queued).
+    #[allow(clippy::type_complexity)]
+    pub fn offer(
+        self: &Arc<Self>,
+        req: RunRequest,
+        replier: Option<Arc<dyn Replier>>,
+    ) -> Result<(), Box<(Busy, RunRequest, Option<Arc<dyn Replier>>)>> {
         let refusal = if *self.phase.borrow() != Phase::Accepting {
             Some(Busy::ShuttingDown)
         } else {
@@ -136,8 +155,7 @@ impl Runner {
             }
         };
         if let Some(busy) = refusal {
-            self.refuse(&req, busy.to_string(), replier);
-            return Err(busy);
+            return Err(Box::new((busy, req, replier)));
         }
         self.metrics
             .queued
@@ -151,25 +169,44 @@ impl Runner {
         Ok(())
     }
 
+    /// Records a refusal on a blocking thread of the runs' runtime (never
+    /// the caller's, which may be the HTTP listener), then tells the replier.
     fn refuse(
         self: &Arc<Self>,
         req: &RunRequest,
         reason: String,
         replier: Option<Arc<dyn Replier>>,
     ) {
+        let (me, req) = (self.clone(), req.clone());
+        self.runtime
+            .spawn(async move { me.record_refusal(req, reason, replier).await });
+    }
+
+    async fn record_refusal(
+        &self,
+        req: RunRequest,
+        reason: String,
+        replier: Option<Arc<dyn Replier>>,
+    ) {
         tracing::warn!(agent = %req.agent, trigger = %req.kind, %reason, "run refused");
-        match self.engine().record_refusal(req, reason) {
-            Ok(outcome) => {
+        let engine = self.engine();
+        let recorded = {
+            let req = req.clone();
+            tokio::task::spawn_blocking(move || engine.record_refusal(&req, reason)).await
+        };
+        match recorded {
+            Ok(Ok(outcome)) => {
                 self.metrics.run_finished(
                     &req.agent,
                     req.kind.as_str(),
                     outcome.record.status.label(),
                 );
                 if let Some(r) = replier {
-                    let me = self.clone();
-                    self.runtime
-                        .spawn(async move { me.reply_finished(r, outcome).await });
+                    self.reply_finished(r, outcome).await;
                 }
+            }
+            Ok(Err(e)) => {
+                tracing::error!(error = %format!("{e:#}"), "could not record a refused run")
             }
             Err(e) => tracing::error!(error = %e, "could not record a refused run"),
         }
@@ -205,7 +242,8 @@ impl Runner {
             .queued
             .store(self.waiting() as u64, Ordering::Relaxed);
         let Some(_permits) = permits else {
-            self.refuse(&req, Busy::ShuttingDown.to_string(), replier);
+            self.record_refusal(req, Busy::ShuttingDown.to_string(), replier)
+                .await;
             return;
         };
 
@@ -257,18 +295,21 @@ impl Runner {
         self.note(&outcome.record.id, failures);
     }
 
+    /// Notes reply failures on the run, on a blocking thread.
     fn note(&self, run: &str, failures: Vec<String>) {
         if failures.is_empty() {
             return;
         }
-        let engine = self.engine();
-        let mut store = engine.store.lock().unwrap_or_else(|p| p.into_inner());
-        for f in failures {
-            tracing::warn!(%run, failure = %f, "reply failed");
-            if let Err(e) = store.note_run(run, &f) {
-                tracing::error!(%run, error = %e, "could not note a reply failure");
+        let (engine, run) = (self.engine(), run.to_owned());
+        self.runtime.spawn_blocking(move || {
+            let mut store = engine.store.lock().unwrap_or_else(|p| p.into_inner());
+            for f in failures {
+                tracing::warn!(%run, failure = %f, "reply failed");
+                if let Err(e) = store.note_run(&run, &f) {
+                    tracing::error!(%run, error = %e, "could not note a reply failure");
+                }
             }
-        }
+        });
     }
 
     /// Stops taking runs, refuses waiting ones, gives running ones `grace`
