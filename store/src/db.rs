@@ -30,6 +30,9 @@ const WAL_AUTOCHECKPOINT: i64 = 100;
 /// How long a writer waits for another process's transaction.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long a checkpoint that must empty the log keeps trying.
+const CHECKPOINT_PATIENCE: Duration = Duration::from_secs(30);
+
 /// Each entry migrates the schema from version `index` to `index + 1`.
 const MIGRATIONS: &[&str] = &[
     // 1: secrets, audit chain, runs, webhook deliveries.
@@ -242,22 +245,33 @@ impl Store {
     /// version of a page (a deleted or replaced ciphertext) is left in the
     /// log. Waits for readers of older snapshots; if one outlasts the busy
     /// timeout, what it still reads stays in the log until the next call.
+    ///
+    /// A checkpoint that other processes keep from finishing (a reader of an
+    /// older snapshot, or writers that keep the log busy) is tried again
+    /// until [`CHECKPOINT_PATIENCE`] has passed, then reported as
+    /// [`StoreError::CheckpointBusy`]: never ignored.
     pub fn checkpoint(&self) -> Result<()> {
-        // (busy, frames in the log, frames copied): busy means a reader of
-        // an older snapshot outlasted the busy timeout, and what it reads is
-        // still in the log.
-        let (busy, log, copied): (i64, i64, i64) =
-            self.conn
-                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                })?;
-        if busy != 0 {
-            return Err(StoreError::CheckpointBusy {
-                path: self.path.clone(),
-                left: (log - copied).max(0),
-            });
+        let deadline = std::time::Instant::now() + CHECKPOINT_PATIENCE;
+        let mut pause = Duration::from_millis(2);
+        loop {
+            // (busy, frames in the log, frames copied into the database).
+            let (busy, log, copied): (i64, i64, i64) =
+                self.conn
+                    .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                    })?;
+            if busy == 0 {
+                return Ok(());
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(StoreError::CheckpointBusy {
+                    path: self.path.clone(),
+                    left: (log - copied).max(0),
+                });
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(100));
         }
-        Ok(())
     }
 
     /// The database file.
