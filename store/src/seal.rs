@@ -8,7 +8,7 @@
 //! row restored, inserted or removed outside the supervisor changes the sum;
 //! the culprit is named from the newest keyed audit entry about it.
 
-use rusqlite::{Connection, params};
+use rusqlite::Connection;
 use serde_json::json;
 
 use crate::audit::{RowChange, append, current_head, latest_about, tail, write_seal};
@@ -174,10 +174,27 @@ fn legacy_verdict(conn: &Connection) -> Result<String> {
     Ok("intact".into())
 }
 
-/// Checks that every secret row is the one last written: the sum of their
-/// fingerprints must be the sealed sum. On a difference, names a secret
-/// whose row is not what its newest audit entry recorded.
-pub(crate) fn check_rows(conn: &Connection, key: &AuditKey) -> Result<()> {
+/// A secret whose row is not what its newest audit entry recorded.
+struct Culprit {
+    error: StoreError,
+    /// `(scope, owner, name)`.
+    id: (String, String, String),
+    /// Whether the set of secrets itself changed (a row added, put back or
+    /// removed), which changes what the scope rule decides for every run.
+    membership: bool,
+}
+
+/// Checks that the secret rows are the ones last written: the sum of their
+/// fingerprints must be the sealed sum. On a difference, the secrets to
+/// blame are found from their newest audit entries, and the first that
+/// matters to this call is the error: any secret added, put back or removed
+/// outside the supervisor (it changes what every run receives), or one of
+/// `wanted` (`(scope, owner, name)`) whose row is not the one last written.
+pub(crate) fn check_rows(
+    conn: &Connection,
+    key: &AuditKey,
+    wanted: &[(&str, &str, &str)],
+) -> Result<()> {
     let head = current_head(conn, key)?;
     let mut stmt = conn.prepare_cached("SELECT scope, owner, name, version, nonce FROM secrets")?;
     let rows: Vec<(String, String, String, i64, Vec<u8>)> = stmt
@@ -192,7 +209,19 @@ pub(crate) fn check_rows(conn: &Connection, key: &AuditKey) -> Result<()> {
     if sum.to_hex() == head.secrets {
         return Ok(());
     }
-    Err(name_culprit(conn, key, head.anchor, &rows)?)
+    let culprits = culprits(conn, key, head.anchor, &rows)?;
+    if culprits.is_empty() {
+        return Err(StoreError::Evidence(
+            "the secret rows do not match the sum that the audit seal records".into(),
+        ));
+    }
+    for c in culprits {
+        let (scope, owner, name) = &c.id;
+        if c.membership || wanted.contains(&(scope.as_str(), owner.as_str(), name.as_str())) {
+            return Err(c.error);
+        }
+    }
+    Ok(())
 }
 
 fn describe(scope: &str, owner: &str) -> String {
@@ -203,26 +232,35 @@ fn describe(scope: &str, owner: &str) -> String {
     }
 }
 
-/// The first secret whose row differs from its newest audit entry, as an
-/// error; or a general one when no single row can be blamed.
-fn name_culprit(
+/// Every secret whose row differs from its newest audit entry.
+fn culprits(
     conn: &Connection,
     key: &AuditKey,
     anchor: i64,
     rows: &[(String, String, String, i64, Vec<u8>)],
-) -> Result<StoreError> {
-    let tampered = |scope: &str, owner: &str, name: &str, reason: String| StoreError::Tampered {
-        scope: describe(scope, owner),
-        name: name.to_owned(),
-        reason,
-    };
+) -> Result<Vec<Culprit>> {
+    let culprit =
+        |scope: &str, owner: &str, name: &str, reason: String, membership: bool| Culprit {
+            error: StoreError::Tampered {
+                scope: describe(scope, owner),
+                name: name.to_owned(),
+                reason,
+            },
+            id: (scope.to_owned(), owner.to_owned(), name.to_owned()),
+            membership,
+        };
+    let mut found = Vec::new();
     for (scope, owner, name, version, nonce) in rows {
         let fp = fingerprint(key, scope, owner, name, *version, nonce);
-        let reason = match last_write(conn, key, anchor, scope, owner, name)? {
-            None => "its row is in no audit entry: it was added outside the supervisor".to_owned(),
-            Some(LastWrite { seq, row: None }) => {
-                format!("audit entry {seq} deleted it, and an older row was put back")
-            }
+        let (reason, membership) = match last_write(conn, key, anchor, scope, owner, name)? {
+            None => (
+                "its row is in no audit entry: it was added outside the supervisor".to_owned(),
+                true,
+            ),
+            Some(LastWrite { seq, row: None }) => (
+                format!("audit entry {seq} deleted it, and an older row was put back"),
+                true,
+            ),
             Some(LastWrite {
                 row: Some((sealed, _)),
                 ..
@@ -230,16 +268,22 @@ fn name_culprit(
             Some(LastWrite {
                 seq,
                 row: Some((_, sealed_version)),
-            }) if sealed_version != *version => format!(
-                "its row is version {version}, but audit entry {seq} wrote version {sealed_version}: an older row was restored"
+            }) if sealed_version != *version => (
+                format!(
+                    "its row is version {version}, but audit entry {seq} wrote version {sealed_version}: an older row was restored"
+                ),
+                false,
             ),
-            Some(LastWrite { seq, .. }) => format!(
-                "its row is not the one audit entry {seq} wrote (same version, another ciphertext): an older row was restored"
+            Some(LastWrite { seq, .. }) => (
+                format!(
+                    "its row was altered or moved, or an older one restored: it is not the one audit entry {seq} wrote (same version, another ciphertext)"
+                ),
+                false,
             ),
         };
-        return Ok(tampered(scope, owner, name, reason));
+        found.push(culprit(scope, owner, name, reason, membership));
     }
-    // Every row matches its last write: one that the log says exists is gone.
+    // Secrets the log says exist whose rows are gone.
     let mut stmt =
         conn.prepare("SELECT subject FROM audit WHERE subject IS NOT NULL GROUP BY subject")?;
     let subjects: Vec<String> = stmt
@@ -251,12 +295,10 @@ fn name_culprit(
         else {
             continue;
         };
-        let present = conn
-            .prepare_cached(
-                "SELECT count(*) FROM secrets WHERE scope = ?1 AND owner = ?2 AND name = ?3",
-            )?
-            .query_row(params![scope, owner, name], |r| r.get::<_, i64>(0))?;
-        if present > 0 {
+        let present = rows
+            .iter()
+            .any(|(s, o, n, _, _)| s == scope && o == owner && n == name);
+        if present {
             continue;
         }
         if let Some(LastWrite {
@@ -264,17 +306,16 @@ fn name_culprit(
             row: Some((_, version)),
         }) = last_write(conn, key, anchor, scope, owner, name)?
         {
-            return Ok(tampered(
+            found.push(culprit(
                 scope,
                 owner,
                 name,
                 format!(
                     "audit entry {seq} wrote version {version}, but its row is gone: it was deleted outside the supervisor"
                 ),
+                true,
             ));
         }
     }
-    Ok(StoreError::Evidence(
-        "the secret rows do not match the sum that the audit seal records".into(),
-    ))
+    Ok(found)
 }
