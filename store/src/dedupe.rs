@@ -6,6 +6,10 @@
 //! lock can delay a claim, and a claim is on disk (synced) before the
 //! request that made it is answered. Each source prunes its own claims with
 //! its own window.
+//!
+//! A claim may carry its work (the verified request body) until the run it
+//! promised is recorded: a daemon that dies in between finds it at its next
+//! start and takes it up again, so an answered delivery is not lost.
 
 use std::fs::OpenOptions;
 use std::os::unix::fs::OpenOptionsExt;
@@ -31,7 +35,24 @@ const SCHEMA: &str = r#"
         PRIMARY KEY (source, key)
     ) STRICT;
     CREATE INDEX IF NOT EXISTS deliveries_by_age ON deliveries (source, seen_at);
+    CREATE TABLE IF NOT EXISTS pending (
+        source  TEXT NOT NULL,
+        key     TEXT NOT NULL,             -- the claim's first key
+        hook    TEXT NOT NULL DEFAULT '',  -- the webhook's name, for /hooks
+        body    BLOB NOT NULL,             -- the verified request body
+        at      INTEGER NOT NULL,
+        PRIMARY KEY (source, key)
+    ) STRICT;
 "#;
+
+/// A claimed delivery whose run was not yet recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pending {
+    pub source: String,
+    pub key: String,
+    pub hook: String,
+    pub body: Vec<u8>,
+}
 
 /// The daemon's record of claimed deliveries.
 pub struct Deliveries {
@@ -93,6 +114,32 @@ impl Deliveries {
         now_unix: i64,
         ttl_secs: i64,
     ) -> Result<bool> {
+        self.claim_inner(source, keys, now_unix, ttl_secs, None)
+    }
+
+    /// [`Deliveries::claim`], keeping the verified `body` (and the hook's
+    /// name) with the claim, in the same transaction, until
+    /// [`Deliveries::finish`]: see [`Deliveries::pending`].
+    pub fn claim_work(
+        &mut self,
+        source: &str,
+        keys: &[&str],
+        now_unix: i64,
+        ttl_secs: i64,
+        hook: &str,
+        body: &[u8],
+    ) -> Result<bool> {
+        self.claim_inner(source, keys, now_unix, ttl_secs, Some((hook, body)))
+    }
+
+    fn claim_inner(
+        &mut self,
+        source: &str,
+        keys: &[&str],
+        now_unix: i64,
+        ttl_secs: i64,
+        work: Option<(&str, &[u8])>,
+    ) -> Result<bool> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -110,8 +157,41 @@ impl Deliveries {
                 return Ok(false);
             }
         }
+        if let (Some((hook, body)), Some(first)) = (work, keys.first()) {
+            tx.execute(
+                "INSERT OR REPLACE INTO pending (source, key, hook, body, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![source, first, hook, body, now_unix],
+            )?;
+        }
         tx.commit()?;
         Ok(true)
+    }
+
+    /// The run a claim promised is recorded (or nothing was to run): its
+    /// work is dropped; the claim stays, for dedupe.
+    pub fn finish(&mut self, source: &str, key: &str) -> Result<()> {
+        self.conn.execute(
+            "DELETE FROM pending WHERE source = ?1 AND key = ?2",
+            params![source, key],
+        )?;
+        Ok(())
+    }
+
+    /// Claimed deliveries whose runs were never recorded (their daemon died
+    /// first), oldest first.
+    pub fn pending(&self) -> Result<Vec<Pending>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT source, key, hook, body FROM pending ORDER BY at, rowid")?;
+        let rows = stmt.query_map([], |r| {
+            Ok(Pending {
+                source: r.get(0)?,
+                key: r.get(1)?,
+                hook: r.get(2)?,
+                body: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     /// Gives a claim back (every key of it), so that the sender's retry is
@@ -121,6 +201,10 @@ impl Deliveries {
         for key in keys {
             tx.execute(
                 "DELETE FROM deliveries WHERE source = ?1 AND key = ?2",
+                params![source, key],
+            )?;
+            tx.execute(
+                "DELETE FROM pending WHERE source = ?1 AND key = ?2",
                 params![source, key],
             )?;
         }
@@ -209,6 +293,44 @@ mod tests {
             d.claim("linear", &["sig:b", "delivery:2"], 1002, 600)
                 .unwrap()
         );
+    }
+
+    #[test]
+    fn a_claim_keeps_its_work_until_finished_or_released() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut d = Deliveries::open(dir.path()).unwrap();
+        assert!(
+            d.claim_work("webhook", &["alerts:s1"], 1000, 900, "alerts", b"{}")
+                .unwrap()
+        );
+        assert!(
+            d.claim_work("slack", &["Ev1"], 1001, 3600, "", b"body")
+                .unwrap()
+        );
+        // A duplicate keeps nothing new.
+        assert!(
+            !d.claim_work("slack", &["Ev1"], 1002, 3600, "", b"other")
+                .unwrap()
+        );
+        drop(d);
+        let mut d = Deliveries::open(dir.path()).unwrap();
+        let pending = d.pending().unwrap();
+        assert_eq!(pending.len(), 2);
+        assert_eq!(
+            (
+                pending[0].source.as_str(),
+                pending[0].hook.as_str(),
+                &pending[0].body[..]
+            ),
+            ("webhook", "alerts", &b"{}"[..])
+        );
+        assert_eq!(pending[1].body, b"body");
+        d.finish("slack", "Ev1").unwrap();
+        d.release("webhook", &["alerts:s1"]).unwrap();
+        assert!(d.pending().unwrap().is_empty());
+        // Finished is still claimed; released is not.
+        assert!(!d.claim("slack", &["Ev1"], 1003, 3600).unwrap());
+        assert!(d.claim("webhook", &["alerts:s1"], 1003, 900).unwrap());
     }
 
     #[test]

@@ -331,6 +331,20 @@ impl Store {
         })
     }
 
+    /// The run recorded for a webhook delivery (`detail.delivery`), if any:
+    /// how a restarted daemon tells a delivery it already ran from one whose
+    /// run was never recorded.
+    pub fn run_for_delivery(&self, delivery: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT id FROM runs WHERE json_extract(detail, '$.delivery') = ?1 LIMIT 1",
+                [delivery],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
     /// Whether a run exists (used to check ids from the outside).
     pub fn run_exists(&self, id: &str) -> Result<bool> {
         Ok(self
@@ -411,6 +425,20 @@ mod tests {
         let json = serde_json::to_value(&got).unwrap();
         assert_eq!(json["status"], "failed");
         assert_eq!(json["code"], 3);
+    }
+
+    #[test]
+    fn a_run_is_found_by_its_delivery() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::init(dir.path(), &MasterKey::from_bytes([6; 32])).unwrap();
+        let mut r = record("r1", "a");
+        r.detail["delivery"] = json!("slack:Ev1");
+        s.start_run(&r, &json!({})).unwrap();
+        assert_eq!(
+            s.run_for_delivery("slack:Ev1").unwrap().as_deref(),
+            Some("r1")
+        );
+        assert_eq!(s.run_for_delivery("slack:Ev2").unwrap(), None);
     }
 
     #[test]
