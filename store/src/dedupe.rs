@@ -38,7 +38,7 @@ const SCHEMA: &str = r#"
     CREATE TABLE IF NOT EXISTS pending (
         source  TEXT NOT NULL,
         key     TEXT NOT NULL,             -- the claim's first key
-        hook    TEXT NOT NULL DEFAULT '',  -- the webhook's name, for /hooks
+        meta    TEXT NOT NULL DEFAULT '',  -- what the source needs to check it again (JSON)
         body    BLOB NOT NULL,             -- the verified request body
         at      INTEGER NOT NULL,
         PRIMARY KEY (source, key)
@@ -50,7 +50,9 @@ const SCHEMA: &str = r#"
 pub struct Pending {
     pub source: String,
     pub key: String,
-    pub hook: String,
+    /// What the caller kept with it to check and route it again (such as
+    /// the signature headers and a hook's name).
+    pub meta: String,
     pub body: Vec<u8>,
 }
 
@@ -117,8 +119,8 @@ impl Deliveries {
         self.claim_inner(source, keys, now_unix, ttl_secs, None)
     }
 
-    /// [`Deliveries::claim`], keeping the verified `body` (and the hook's
-    /// name) with the claim, in the same transaction, until
+    /// [`Deliveries::claim`], keeping the verified `body` and the caller's
+    /// `meta` with the claim, in the same transaction, until
     /// [`Deliveries::finish`]: see [`Deliveries::pending`].
     pub fn claim_work(
         &mut self,
@@ -126,10 +128,10 @@ impl Deliveries {
         keys: &[&str],
         now_unix: i64,
         ttl_secs: i64,
-        hook: &str,
+        meta: &str,
         body: &[u8],
     ) -> Result<bool> {
-        self.claim_inner(source, keys, now_unix, ttl_secs, Some((hook, body)))
+        self.claim_inner(source, keys, now_unix, ttl_secs, Some((meta, body)))
     }
 
     fn claim_inner(
@@ -157,10 +159,10 @@ impl Deliveries {
                 return Ok(false);
             }
         }
-        if let (Some((hook, body)), Some(first)) = (work, keys.first()) {
+        if let (Some((meta, body)), Some(first)) = (work, keys.first()) {
             tx.execute(
-                "INSERT OR REPLACE INTO pending (source, key, hook, body, at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![source, first, hook, body, now_unix],
+                "INSERT OR REPLACE INTO pending (source, key, meta, body, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![source, first, meta, body, now_unix],
             )?;
         }
         tx.commit()?;
@@ -182,12 +184,12 @@ impl Deliveries {
     pub fn pending(&self) -> Result<Vec<Pending>> {
         let mut stmt = self
             .conn
-            .prepare("SELECT source, key, hook, body FROM pending ORDER BY at, rowid")?;
+            .prepare("SELECT source, key, meta, body FROM pending ORDER BY at, rowid")?;
         let rows = stmt.query_map([], |r| {
             Ok(Pending {
                 source: r.get(0)?,
                 key: r.get(1)?,
-                hook: r.get(2)?,
+                meta: r.get(2)?,
                 body: r.get(3)?,
             })
         })?;
@@ -319,7 +321,7 @@ mod tests {
         assert_eq!(
             (
                 pending[0].source.as_str(),
-                pending[0].hook.as_str(),
+                pending[0].meta.as_str(),
                 &pending[0].body[..]
             ),
             ("webhook", "alerts", &b"{}"[..])

@@ -5,7 +5,7 @@
 //! killed at random points lose nothing that was acknowledged.
 
 use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use supervisor_tests::users::{TempUser, skip_unless_root};
@@ -280,6 +280,119 @@ fn writers_and_runs_killed_at_random_points_lose_nothing_acknowledged() {
             );
         }
     }
+    let out = run_with_input(team.command(&["audit", "verify"]), b"");
+    assert!(out.ok().contains("audit log intact"), "{out}");
+}
+
+/// The daemon killed with SIGKILL at random points while it answers signed
+/// webhook requests, round after round: every request it acknowledged (202)
+/// runs exactly once, taken up by the next daemon if need be, and no
+/// request runs twice.
+#[test]
+fn a_daemon_killed_at_random_points_runs_every_acknowledged_delivery_once() {
+    use supervisor_tests::signing::{now_secs, webhook_headers};
+    const ROUNDS: usize = 100;
+    const PER_ROUND: usize = 3;
+    const SECRET: &str = "crash-test-hook-secret";
+    let config = r#"
+[server]
+listen = "127.0.0.1:0"
+queue_limit = 1000
+max_concurrent_runs = 1
+
+[[agents]]
+name = "note"
+command = ["/bin/sleep", "0.1"]
+triggers = ["webhook"]
+timeout = "10s"
+
+[[webhooks]]
+name = "crash"
+agent = "note"
+secret = { file = "crash-secret" }
+"#;
+    let team = Team::uninitialised(config);
+    std::fs::write(team.path().join("crash-secret"), SECRET).unwrap();
+    team.cmd(&["init"]).ok();
+    let started = Instant::now();
+    let mut seed = (std::process::id() as u64).wrapping_mul(0x2545_f491_4f6c_dd1d) | 1;
+    let mut random = move |below: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % below
+    };
+    let mut acknowledged = Vec::new();
+    let mut n = 0;
+    // One slot and a slow agent: requests wait in the queue, where a kill
+    // leaves them answered but not run.
+    let mut taken_up = 0;
+    for _ in 0..ROUNDS {
+        let mut daemon = team.serve();
+        taken_up += daemon.log().matches("taking up a delivery").count();
+        let addr = daemon.addr;
+        let bodies: Vec<String> = (0..PER_ROUND)
+            .map(|_| {
+                n += 1;
+                format!("request-{n:04}")
+            })
+            .collect();
+        let sender = std::thread::spawn(move || {
+            let mut acked = Vec::new();
+            for body in bodies {
+                let headers = webhook_headers(SECRET, now_secs(), body.as_bytes());
+                match supervisor_tests::http::request(
+                    addr,
+                    "POST",
+                    "/hooks/crash",
+                    &headers,
+                    body.as_bytes(),
+                ) {
+                    Ok(r) if r.status == 202 => acked.push(body),
+                    _ => {}
+                }
+            }
+            acked
+        });
+        std::thread::sleep(Duration::from_millis(random(15)));
+        daemon.kill();
+        acknowledged.extend(sender.join().unwrap());
+    }
+    // The last daemon takes up what its predecessors left.
+    let daemon = team.serve();
+    taken_up += daemon.log().matches("taking up a delivery").count();
+    let prompts = || -> Vec<String> {
+        team.runs()
+            .iter()
+            .filter(|r| r["status"] != "rejected")
+            .filter_map(|r| r["detail"]["prompt"].as_str().map(str::to_owned))
+            .collect()
+    };
+    let all_ran = supervisor_tests::wait_until(Duration::from_secs(60), || {
+        let ran = prompts();
+        acknowledged.iter().all(|a| ran.contains(a))
+    });
+    let ran = prompts();
+    let elapsed = started.elapsed();
+    eprintln!(
+        "{ROUNDS} daemon rounds in {elapsed:?}; {} of {n} requests acknowledged, {} runs, {taken_up} taken up by a later daemon",
+        acknowledged.len(),
+        ran.len(),
+    );
+    assert!(
+        taken_up > 0,
+        "no round left a delivery to take up: the test tested nothing"
+    );
+    for a in &acknowledged {
+        let times = ran.iter().filter(|p| *p == a).count();
+        assert_eq!(times, 1, "{a} was acknowledged and ran {times} times");
+    }
+    assert!(all_ran);
+    for p in &ran {
+        assert_eq!(ran.iter().filter(|q| *q == p).count(), 1, "{p} ran twice");
+    }
+    assert!(elapsed < Duration::from_secs(300), "{elapsed:?}");
+    drop(daemon);
     let out = run_with_input(team.command(&["audit", "verify"]), b"");
     assert!(out.ok().contains("audit log intact"), "{out}");
 }

@@ -32,6 +32,7 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<u8> {
         initiator: Some(me),
         prompt: args.prompt.clone(),
         source: json!({ "cli": { "user": crate::context::os_user()? } }),
+        delivery: None,
     };
     if args.dry_run {
         let engine = engine(ctx, false)?;
@@ -127,6 +128,7 @@ pub fn scope(ctx: &Context, args: &ScopeArgs) -> Result<u8> {
         initiator: args.member.clone(),
         prompt: None,
         source: json!({}),
+        delivery: None,
     };
     let (_, decision) = engine.plan(&req)?;
     show(decision, args.json).map(|()| 0)

@@ -13,6 +13,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::routing::post;
 use secrecy::ExposeSecret;
+use serde_json::json;
+use supervisor_config::Webhook;
 use supervisor_triggers::webhook;
 
 use super::Daemon;
@@ -64,7 +66,11 @@ async fn receive(
     }
     // The signature is unique per (timestamp, body): a replay repeats it.
     let keys = [format!("{name}:{}", signature.unwrap_or_default())];
-    match d.claim_delivery("webhook", &keys, DEDUPE_TTL_SECS).await {
+    let meta = json!({ "hook": name, "timestamp": timestamp, "signature": signature });
+    match d
+        .claim_delivery("webhook", &keys, DEDUPE_TTL_SECS, &meta, &body)
+        .await
+    {
         Ok(true) => {}
         Ok(false) => {
             metrics.webhook("webhook", "duplicate");
@@ -76,15 +82,7 @@ async fn receive(
             return retry_later(plain(StatusCode::SERVICE_UNAVAILABLE, "try again"));
         }
     }
-    let event = webhook::event(hook, &body);
-    let req = RunRequest {
-        agent: event.agent,
-        kind: event.kind,
-        initiator: None,
-        prompt: event.prompt,
-        source: event.source,
-    };
-    match d.runner.offer(req, None) {
+    match d.runner.offer(request(hook, &body, &keys[0]), None) {
         Ok(()) => {
             metrics.webhook("webhook", "accepted");
             plain(StatusCode::ACCEPTED, "run queued")
@@ -103,6 +101,51 @@ async fn receive(
             ))
         }
     }
+}
+
+/// The run a verified request asks for.
+fn request(hook: &Webhook, body: &[u8], key: &str) -> RunRequest {
+    let event = webhook::event(hook, body);
+    RunRequest {
+        agent: event.agent,
+        kind: event.kind,
+        initiator: None,
+        prompt: event.prompt,
+        source: event.source,
+        delivery: Some(format!("webhook:{key}")),
+    }
+}
+
+/// Takes up a delivery answered by a daemon that died before its run was
+/// recorded: checked again against the hook's secret (as it was signed,
+/// its age aside), then queued. The sender was answered already, so a full
+/// queue records a refusal.
+pub(super) fn resume(
+    d: &Arc<Daemon>,
+    key: &str,
+    meta: &serde_json::Value,
+    body: &[u8],
+) -> Result<(), String> {
+    let name = meta["hook"].as_str().unwrap_or_default();
+    let config = d.config();
+    let (Some(hook), Some(secret)) = (
+        config.webhook(name),
+        d.credentials().webhooks.get(name).cloned(),
+    ) else {
+        return Err(format!("webhook `{name}` is no longer configured"));
+    };
+    let timestamp = meta["timestamp"].as_str();
+    let signed_at = timestamp.and_then(|t| t.parse().ok()).unwrap_or(0);
+    webhook::verify(
+        secret.expose_secret().as_bytes(),
+        timestamp,
+        meta["signature"].as_str(),
+        body,
+        signed_at,
+    )
+    .map_err(|e| format!("it no longer verifies: {e}"))?;
+    let _ = d.runner.submit(request(hook, body, key), None);
+    Ok(())
 }
 
 /// Asks the sender to retry in a little while.

@@ -131,7 +131,11 @@ async fn receive(
         }
         None => {}
     }
-    match d.claim_delivery(SOURCE, &keys, DEDUPE_TTL_SECS).await {
+    let meta = json!({ "signature": signature });
+    match d
+        .claim_delivery(SOURCE, &keys, DEDUPE_TTL_SECS, &meta, &body)
+        .await
+    {
         Ok(true) => {}
         Ok(false) => {
             metrics.webhook(SOURCE, "duplicate");
@@ -148,10 +152,12 @@ async fn receive(
         url: linear_config.api_url.clone(),
         authorization: authorization(&api_key),
     };
+    let delivery = format!("{SOURCE}:{}", keys[0]);
     match linear::route(&webhook, &config) {
         Decision::Ignore(reason) => {
             tracing::debug!(%reason, kind = %webhook.kind, action = %webhook.action, "Linear webhook ignored");
             metrics.webhook(SOURCE, "ignored");
+            d.runner.finish_delivery(Some(&delivery));
             plain(StatusCode::OK, &format!("ignored: {reason}"))
         }
         Decision::Reply(text) => {
@@ -164,19 +170,11 @@ async fn receive(
                     }
                 });
             }
+            d.runner.finish_delivery(Some(&delivery));
             plain(StatusCode::OK, "no run: the person is not a member")
         }
         Decision::Run(event) => {
-            let replier = issue_of(&webhook).map(|issue| {
-                Arc::new(LinearReplier::new(api, issue, event.agent.clone())) as Arc<dyn Replier>
-            });
-            let req = RunRequest {
-                agent: event.agent,
-                kind: event.kind,
-                initiator: event.initiator,
-                prompt: event.prompt,
-                source: event.source,
-            };
+            let (req, replier) = run_request(event, &webhook, api, delivery);
             // Not queued (a full queue, a shutdown): the claim is given
             // back and Linear, answered 503, retries the delivery.
             match d.runner.offer(req, replier) {
@@ -198,6 +196,64 @@ async fn receive(
             }
         }
     }
+}
+
+/// The run an event asks for, answered with comments on its issue.
+fn run_request(
+    event: supervisor_triggers::TriggerEvent,
+    webhook: &LinearWebhook,
+    api: Api,
+    delivery: String,
+) -> (RunRequest, Option<Arc<dyn Replier>>) {
+    let replier = issue_of(webhook).map(|issue| {
+        Arc::new(LinearReplier::new(api, issue, event.agent.clone())) as Arc<dyn Replier>
+    });
+    let req = RunRequest {
+        agent: event.agent,
+        kind: event.kind,
+        initiator: event.initiator,
+        prompt: event.prompt,
+        source: event.source,
+        delivery: Some(delivery),
+    };
+    (req, replier)
+}
+
+/// Takes up a delivery answered by a daemon that died before its run was
+/// recorded: its signature checked again (its age aside), routed, queued.
+/// Linear was answered already, so a full queue records a refusal.
+pub(super) fn resume(
+    d: &Arc<Daemon>,
+    key: &str,
+    meta: &serde_json::Value,
+    body: &[u8],
+) -> Result<(), String> {
+    let config = d.config();
+    let credentials = d.credentials();
+    let (Some(linear_config), Some(secret), Some(api_key)) = (
+        config.linear.as_ref(),
+        credentials.linear_webhook_secret.as_ref(),
+        credentials.linear_api_key.as_ref(),
+    ) else {
+        return Err("Linear is no longer configured".into());
+    };
+    linear::verify(
+        secret.expose_secret().as_bytes(),
+        meta["signature"].as_str(),
+        body,
+    )
+    .map_err(|e| format!("it no longer verifies: {e}"))?;
+    let webhook = linear::parse(body).map_err(|e| e.to_string())?;
+    let Decision::Run(event) = linear::route(&webhook, &config) else {
+        return Err("it asks for no run".into());
+    };
+    let api = Api {
+        url: linear_config.api_url.clone(),
+        authorization: authorization(api_key),
+    };
+    let (req, replier) = run_request(event, &webhook, api, format!("{SOURCE}:{key}"));
+    let _ = d.runner.submit(req, replier);
+    Ok(())
 }
 
 /// The issue a webhook is about: the issue itself, or a comment's issue.

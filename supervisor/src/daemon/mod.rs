@@ -13,6 +13,7 @@ mod http;
 mod linear;
 mod metrics;
 mod notify;
+mod resume;
 pub mod runner;
 mod schedule;
 mod slack;
@@ -103,26 +104,26 @@ impl Daemon {
             .clone()
     }
 
-    /// Claims a delivery known by `keys` (on disk when this returns);
-    /// `false` when one of them was claimed within `ttl_secs`. Runs on a
-    /// blocking thread, never on the caller's.
+    /// Claims a delivery known by `keys` (on disk when this returns), with
+    /// its work (the verified body, and `meta` to check it again) kept until
+    /// its run is recorded; `false` when one of the keys was claimed within
+    /// `ttl_secs`. Runs on a blocking thread, never on the caller's.
     pub async fn claim_delivery(
         &self,
         source: &str,
         keys: &[String],
         ttl_secs: u64,
+        meta: &serde_json::Value,
+        body: &axum::body::Bytes,
     ) -> Result<bool> {
         let (deliveries, source, keys) =
             (self.deliveries.clone(), source.to_owned(), keys.to_vec());
+        let (meta, body) = (meta.to_string(), body.clone());
         tokio::task::spawn_blocking(move || {
             let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
             let mut d = deliveries.lock().unwrap_or_else(|p| p.into_inner());
-            d.claim(
-                &source,
-                &keys,
-                chrono::Utc::now().timestamp(),
-                ttl_secs as i64,
-            )
+            let now = chrono::Utc::now().timestamp();
+            d.claim_work(&source, &keys, now, ttl_secs as i64, &meta, &body)
         })
         .await
         .context("the delivery claim did not finish")?
@@ -197,13 +198,21 @@ async fn run(global: &Global, ctx: Context) -> Result<()> {
         state_dir: ctx.state_dir.clone(),
         store: Arc::new(Mutex::new(store)),
     };
-    let runner = Runner::new(engine.clone(), Arc::new(Metrics::default()));
+    let deliveries = Arc::new(Mutex::new(deliveries));
+    let runner = Runner::new(
+        engine.clone(),
+        Arc::new(Metrics::default()),
+        Some(deliveries.clone()),
+    );
     let daemon = Arc::new(Daemon {
         runner: runner.clone(),
         started: Instant::now(),
         config: Mutex::new((config.clone(), credentials)),
-        deliveries: Arc::new(Mutex::new(deliveries)),
+        deliveries,
     });
+    // Deliveries answered by a daemon that died before their runs were
+    // recorded: taken up again before anything new is accepted.
+    resume::pending(&daemon).await;
 
     let server = &config.server;
     let listener = tokio::net::TcpListener::bind(server.listen)

@@ -10,7 +10,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use supervisor_store::{RunRecord, RunStatus};
+use supervisor_store::{Deliveries, RunRecord, RunStatus};
 use tokio::runtime::Handle;
 use tokio::sync::{Semaphore, watch};
 
@@ -62,11 +62,18 @@ pub struct Runner {
     /// The runtime runs go to, whichever thread submits them (the HTTP
     /// listener has a runtime of its own).
     runtime: Handle,
+    /// Claimed deliveries: a run's work is dropped from them once the run
+    /// is recorded.
+    deliveries: Option<Arc<Mutex<Deliveries>>>,
 }
 
 impl Runner {
     /// Must be called inside the runtime that is to run the runs.
-    pub fn new(engine: Engine, metrics: Arc<Metrics>) -> Arc<Runner> {
+    pub fn new(
+        engine: Engine,
+        metrics: Arc<Metrics>,
+        deliveries: Option<Arc<Mutex<Deliveries>>>,
+    ) -> Arc<Runner> {
         let server = &engine.config.server;
         Arc::new(Runner {
             global: Arc::new(Semaphore::new(server.max_concurrent_runs as usize)),
@@ -78,7 +85,26 @@ impl Runner {
             active: watch::Sender::new(0),
             metrics,
             runtime: Handle::current(),
+            deliveries,
         })
+    }
+
+    /// The run (or the refusal) that `delivery` (`<source>:<key>`) promised
+    /// is recorded: its work is dropped from the claims, on a blocking thread.
+    pub fn finish_delivery(&self, delivery: Option<&str>) {
+        let (Some(deliveries), Some((source, key))) = (
+            self.deliveries.clone(),
+            delivery.and_then(|d| d.split_once(':')),
+        ) else {
+            return;
+        };
+        let (source, key) = (source.to_owned(), key.to_owned());
+        self.runtime.spawn_blocking(move || {
+            let mut d = deliveries.lock().unwrap_or_else(|p| p.into_inner());
+            if let Err(e) = d.finish(&source, &key) {
+                tracing::error!(%source, error = %e, "could not mark a delivery done; a restart would take it up again and find its run");
+            }
+        });
     }
 
     /// The engine as of the last (re)load.
@@ -196,6 +222,7 @@ impl Runner {
         };
         match recorded {
             Ok(Ok(outcome)) => {
+                self.finish_delivery(req.delivery.as_deref());
                 self.metrics.run_finished(
                     &req.agent,
                     req.kind.as_str(),
@@ -265,9 +292,14 @@ impl Runner {
         }
         let result = engine
             .execute(req.clone(), Echo::Quiet, stop_requested, |record| {
+                self.finish_delivery(req.delivery.as_deref());
                 let _ = started_tx.send(record.clone());
             })
             .await;
+        if result.is_ok() {
+            // Refused inside the engine (no `on_start`): recorded all the same.
+            self.finish_delivery(req.delivery.as_deref());
+        }
         self.metrics.running.fetch_sub(1, Ordering::Relaxed);
         match result {
             Ok(outcome) => {

@@ -251,7 +251,14 @@ async fn receive(
     // reaches a restarted daemon (which has forgotten what it answered)
     // starts nothing, and a claim that fails makes Slack retry.
     let keys = [mention.event_id.clone()];
-    match d.claim_delivery("slack", &keys, DEDUPE_TTL_SECS).await {
+    let meta = serde_json::json!({
+        "timestamp": header_str(&headers, slack::TIMESTAMP_HEADER),
+        "signature": header_str(&headers, slack::SIGNATURE_HEADER),
+    });
+    match d
+        .claim_delivery("slack", &keys, DEDUPE_TTL_SECS, &meta, &body)
+        .await
+    {
         Ok(true) => {}
         Ok(false) => {
             metrics.webhook("slack", "duplicate");
@@ -287,7 +294,48 @@ async fn handle_mention(
             decision = slack::route(&mention, &config, email.as_deref());
         }
     }
+    if !matches!(decision, Decision::Run(_)) {
+        d.runner.finish_delivery(Some(&delivery_of(&mention)));
+    }
     act(&d, &state, &config, &mention, email.as_deref(), decision);
+}
+
+/// How runs name the delivery they answer.
+fn delivery_of(mention: &Mention) -> String {
+    format!("slack:{}", mention.event_id)
+}
+
+/// Takes up a delivery answered by a daemon that died before its run was
+/// recorded: its signature checked again (its age aside), then decided and
+/// acted on as when it arrived.
+pub(super) fn resume(d: &Arc<Daemon>, meta: &serde_json::Value, body: &[u8]) -> Result<(), String> {
+    let config = d.config();
+    let credentials = d.credentials();
+    let Some(secret) = credentials.slack_signing_secret.as_ref() else {
+        return Err("Slack is no longer configured".into());
+    };
+    let timestamp = meta["timestamp"].as_str();
+    let signed_at = timestamp.and_then(|t| t.parse().ok()).unwrap_or(0);
+    slack::verify(
+        secret.expose_secret().as_bytes(),
+        timestamp,
+        meta["signature"].as_str(),
+        body,
+        signed_at,
+    )
+    .map_err(|e| format!("it no longer verifies: {e}"))?;
+    let Ok(SlackRequest::AppMention(mention)) = slack::parse(body) else {
+        return Err("it is not a mention".into());
+    };
+    let state = Arc::new(SlackState::default());
+    d.runner.runtime().spawn(handle_mention(
+        d.clone(),
+        state,
+        config,
+        credentials,
+        mention,
+    ));
+    Ok(())
 }
 
 /// Whether the mention's author maps to no member by Slack id while some
@@ -394,6 +442,7 @@ fn start(
         initiator: event.initiator,
         prompt: event.prompt,
         source: event.source,
+        delivery: Some(delivery_of(mention)),
     };
     match d.runner.submit(req, replier) {
         Ok(()) => metrics.webhook("slack", "accepted"),

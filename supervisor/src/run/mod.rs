@@ -48,6 +48,9 @@ pub struct RunRequest {
     pub prompt: Option<String>,
     /// The run context's `source` object.
     pub source: serde_json::Value,
+    /// The webhook delivery this run answers (`<source>:<key>`), recorded
+    /// in the run's `detail.delivery`, so that a restarted daemon knows it ran.
+    pub delivery: Option<String>,
 }
 
 /// How a run went.
@@ -189,6 +192,9 @@ impl Engine {
             "not_redacted": redactor.too_short(),
             "prompt": req.prompt.as_deref().map(|p| redact_text(&redactor, &truncate(p, 1024))),
         });
+        if let Some(d) = &req.delivery {
+            record.detail["delivery"] = json!(d);
+        }
         let run_as = match &agent.user {
             Some(user) => match RunAs::lookup(user, agent.group.as_deref()) {
                 Ok(r) => Some(r),
@@ -397,7 +403,10 @@ fn new_record(req: &RunRequest) -> RunRecord {
         ended_at: None,
         log_bytes: 0,
         redactions: 0,
-        detail: json!({}),
+        detail: match &req.delivery {
+            Some(d) => json!({ "delivery": d }),
+            None => json!({}),
+        },
     }
 }
 
