@@ -231,9 +231,9 @@ impl Store {
         .collect()
     }
 
-    /// Walks the whole chain from the first entry and checks its seal.
-    /// Needs the master key: entries are authenticated with a key derived
-    /// from it.
+    /// Walks the whole chain from the first entry, checks its seal, then
+    /// holds the secret rows to it. Needs the master key: entries are
+    /// authenticated with a key derived from it.
     pub fn audit_verify(&self) -> Result<AuditVerdict> {
         let key = self.audit_key()?;
         let seal = read_seal(&self.conn)?;
@@ -241,11 +241,24 @@ impl Store {
             .conn
             .prepare(&format!("SELECT {ENTRY_COLUMNS} FROM audit ORDER BY seq"))?;
         let rows = stmt.query_map([], stored)?;
-        walk(
+        let verdict = walk(
             key,
             seal.as_ref().map(|(h, m)| (h, m.as_str())),
             rows.map(|r| r.map_err(StoreError::from)),
-        )
+        )?;
+        if !matches!(verdict, AuditVerdict::Intact { .. }) {
+            return Ok(verdict);
+        }
+        // The secret rows, held to the seal's sum.
+        match crate::seal::check_rows(&self.conn, key, None) {
+            Ok(()) => Ok(verdict),
+            Err(e @ (StoreError::Tampered { .. } | StoreError::Evidence(_))) => {
+                Ok(AuditVerdict::SecretRow {
+                    reason: e.to_string(),
+                })
+            }
+            Err(e) => Err(e),
+        }
     }
 }
 

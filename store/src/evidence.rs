@@ -204,6 +204,9 @@ pub enum AuditVerdict {
     Broken { seq: i64, reason: String },
     /// The entries hold, but the seal over them does not.
     SealBroken { reason: String },
+    /// The log and its seal hold, but a secret's row is not the one last
+    /// written (the error names the secret).
+    SecretRow { reason: String },
 }
 
 /// An entry as stored.

@@ -189,11 +189,12 @@ struct Culprit {
 /// blame are found from their newest audit entries, and the first that
 /// matters to this call is the error: any secret added, put back or removed
 /// outside the supervisor (it changes what every run receives), or one of
-/// `wanted` (`(scope, owner, name)`) whose row is not the one last written.
+/// `wanted` (`(scope, owner, name)`; `None` for every secret) whose row is
+/// not the one last written.
 pub(crate) fn check_rows(
     conn: &Connection,
     key: &AuditKey,
-    wanted: &[(&str, &str, &str)],
+    wanted: Option<&[(&str, &str, &str)]>,
 ) -> Result<()> {
     let head = current_head(conn, key)?;
     let mut stmt = conn.prepare_cached("SELECT scope, owner, name, version, nonce FROM secrets")?;
@@ -217,7 +218,9 @@ pub(crate) fn check_rows(
     }
     for c in culprits {
         let (scope, owner, name) = &c.id;
-        if c.membership || wanted.contains(&(scope.as_str(), owner.as_str(), name.as_str())) {
+        let is_wanted =
+            wanted.is_none_or(|w| w.contains(&(scope.as_str(), owner.as_str(), name.as_str())));
+        if c.membership || is_wanted {
             return Err(c.error);
         }
     }

@@ -421,7 +421,7 @@ impl Store {
             .iter()
             .map(|(scope, name)| (scope.kind(), scope.owner_column(), name.as_str()))
             .collect();
-        check_rows(&self.conn, self.audit_key()?, &ids)?;
+        check_rows(&self.conn, self.audit_key()?, Some(&ids))?;
         let mut stmt = self.conn.prepare_cached(
             "SELECT version, nonce, ciphertext FROM secrets WHERE scope = ?1 AND owner = ?2 AND name = ?3",
         )?;

@@ -43,6 +43,12 @@ fn a_restored_older_secret_row_refuses_the_run() {
     )
     .unwrap();
     drop(db);
+    let out = team.cmd(&["audit", "verify"]);
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(
+        out.stderr.contains("a secret row does not") && out.stderr.contains("`API_TOKEN`"),
+        "{out}"
+    );
     let out = team.cmd(&["run", "show"]);
     assert_eq!(out.code, Some(125), "{out}");
     assert!(

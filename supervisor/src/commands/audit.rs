@@ -59,5 +59,10 @@ pub fn verify(ctx: &Context) -> Result<()> {
         ))
         .hint("someone without the master key wrote to the store; compare with a backup of it")
         .into()),
+        AuditVerdict::SecretRow { reason } => Err(Failure::new(format!(
+            "the audit log holds, but a secret row does not: {reason}"
+        ))
+        .hint("`supervisor secret update` stores a fresh value; runs that would receive it are refused until then")
+        .into()),
     }
 }
