@@ -102,19 +102,28 @@ impl Engine {
 
     /// Runs `f` with the store on a blocking thread: a write lock that
     /// another process holds (up to the busy timeout) never stalls an async
-    /// thread, and so never the answers of the daemon's listener.
+    /// thread, and so never the answers of the daemon's listener. On a
+    /// single-threaded runtime (`supervisor run`, one run and nothing else)
+    /// it runs in place, sparing a thread hand-off per call.
     async fn with_store<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Store) -> supervisor_store::Result<T> + Send + 'static,
     ) -> Result<supervisor_store::Result<T>> {
         let store = self.store.clone();
-        tokio::task::spawn_blocking(move || f(&mut store.lock().unwrap_or_else(|p| p.into_inner())))
+        let call = move || f(&mut store.lock().unwrap_or_else(|p| p.into_inner()));
+        if single_threaded() {
+            return Ok(call());
+        }
+        tokio::task::spawn_blocking(call)
             .await
             .context("a store call did not finish")
     }
 
-    /// [`Engine::refuse`] on a blocking thread.
+    /// [`Engine::refuse`] on a blocking thread (see [`Engine::with_store`]).
     async fn refuse_off_thread(&self, record: RunRecord, reason: String) -> Result<Outcome> {
+        if single_threaded() {
+            return self.refuse(record, reason);
+        }
         let me = self.clone();
         tokio::task::spawn_blocking(move || me.refuse(record, reason))
             .await
@@ -389,6 +398,12 @@ impl Engine {
         }
         Ok(String::from_utf8_lossy(&written.tail).into_owned())
     }
+}
+
+/// Whether the current runtime has one thread (nothing else to keep going).
+fn single_threaded() -> bool {
+    tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread)
 }
 
 /// A fresh record for a request: a time-ordered id, nothing decided yet.
