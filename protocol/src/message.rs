@@ -176,8 +176,12 @@ pub enum Reply {
     Audit {
         entries: Vec<Value>,
     },
+    /// Every entry holds and the seal names the last one (`sealed`);
+    /// entries before `keyed_from` predate keyed entries.
     AuditIntact {
         entries: u64,
+        sealed: i64,
+        keyed_from: i64,
     },
 }
 

@@ -13,6 +13,20 @@ pub(crate) const NONCE_LEN: usize = 12;
 /// Plaintext sealed at `init` so that a wrong key is recognised at once.
 const KEY_CHECK_PLAINTEXT: &[u8] = b"supervisor master key check v1";
 const KEY_CHECK_AAD: &[u8] = b"supervisor/v1\0key-check";
+/// The key check of a store whose audit chain is keyed and sealed: a store
+/// that carries it never goes back to an unsealed chain, so removing the
+/// seal cannot pass for a store that was never sealed.
+const KEY_CHECK_V2_PLAINTEXT: &[u8] = b"supervisor master key check v2: sealed audit chain";
+const KEY_CHECK_V2_AAD: &[u8] = b"supervisor/v2\0key-check";
+
+/// What a stored key check says, once it opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeyCheck {
+    /// Written before the audit chain was keyed: the store is to be sealed.
+    Unsealed,
+    /// The audit chain is keyed and sealed.
+    Sealed,
+}
 
 pub(crate) struct Cipher {
     aead: Aes256GcmSiv,
@@ -93,19 +107,40 @@ impl Cipher {
         self.open_with(nonce, ciphertext, &at.aad())
     }
 
-    /// The key check written at `init`: nonce followed by ciphertext.
+    /// The key check of a sealed store: nonce followed by ciphertext.
     pub(crate) fn key_check(&self) -> Result<Vec<u8>> {
+        let (nonce, ct) = self.seal_with(KEY_CHECK_V2_PLAINTEXT, KEY_CHECK_V2_AAD)?;
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&ct);
+        Ok(out)
+    }
+
+    /// The key check as stores wrote it before the chain was keyed.
+    #[cfg(test)]
+    pub(crate) fn unsealed_key_check(&self) -> Result<Vec<u8>> {
         let (nonce, ct) = self.seal_with(KEY_CHECK_PLAINTEXT, KEY_CHECK_AAD)?;
         let mut out = nonce.to_vec();
         out.extend_from_slice(&ct);
         Ok(out)
     }
 
-    pub(crate) fn verify_key_check(&self, stored: &[u8]) -> bool {
-        stored.len() > NONCE_LEN
-            && self
-                .open_with(&stored[..NONCE_LEN], &stored[NONCE_LEN..], KEY_CHECK_AAD)
-                .is_some_and(|p| p.as_slice() == KEY_CHECK_PLAINTEXT)
+    /// What `stored` says, or `None` when this key does not open it.
+    pub(crate) fn read_key_check(&self, stored: &[u8]) -> Option<KeyCheck> {
+        if stored.len() <= NONCE_LEN {
+            return None;
+        }
+        let (nonce, ct) = stored.split_at(NONCE_LEN);
+        let is = |plain: &[u8], aad: &[u8]| {
+            self.open_with(nonce, ct, aad)
+                .is_some_and(|p| p.as_slice() == plain)
+        };
+        if is(KEY_CHECK_V2_PLAINTEXT, KEY_CHECK_V2_AAD) {
+            Some(KeyCheck::Sealed)
+        } else if is(KEY_CHECK_PLAINTEXT, KEY_CHECK_AAD) {
+            Some(KeyCheck::Unsealed)
+        } else {
+            None
+        }
     }
 }
 
@@ -160,11 +195,13 @@ mod tests {
     }
 
     #[test]
-    fn key_check_tells_keys_apart() {
+    fn key_check_tells_keys_and_versions_apart() {
         let stored = cipher(7).key_check().unwrap();
-        assert!(cipher(7).verify_key_check(&stored));
-        assert!(!cipher(8).verify_key_check(&stored));
-        assert!(!cipher(7).verify_key_check(&stored[..5]));
+        assert_eq!(cipher(7).read_key_check(&stored), Some(KeyCheck::Sealed));
+        assert_eq!(cipher(8).read_key_check(&stored), None);
+        assert_eq!(cipher(7).read_key_check(&stored[..5]), None);
+        let old = cipher(7).unsealed_key_check().unwrap();
+        assert_eq!(cipher(7).read_key_check(&old), Some(KeyCheck::Unsealed));
     }
 
     proptest! {

@@ -1,5 +1,10 @@
 //! The SQLite database: files, pragmas, schema migrations, and the [`Store`]
 //! handle that the other modules extend.
+//!
+//! Durability: commits do not wait for the disk by default
+//! (`synchronous=NORMAL`); the writes that are evidence ([`Sync::Full`]: a
+//! run's injection record, secret changes) are synced before they return,
+//! and secret changes then empty the write-ahead log of older pages.
 
 use std::fs::{DirBuilder, OpenOptions};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
@@ -9,7 +14,8 @@ use std::time::Duration;
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
-use crate::crypto::Cipher;
+use crate::crypto::{Cipher, KeyCheck};
+use crate::evidence::AuditKey;
 use crate::key::MasterKey;
 use crate::{Result, StoreError};
 
@@ -23,6 +29,9 @@ const WAL_AUTOCHECKPOINT: i64 = 100;
 
 /// How long a writer waits for another process's transaction.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a checkpoint that must empty the log keeps trying.
+const CHECKPOINT_PATIENCE: Duration = Duration::from_secs(30);
 
 /// Each entry migrates the schema from version `index` to `index + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -86,13 +95,39 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT;
     CREATE INDEX deliveries_by_age ON deliveries (seen_at);
     "#,
+    // 2: a keyed, sealed audit chain. `subject` names the secret an entry
+    // is about (for the newest entry about a secret); the seal (one row)
+    // names the last entry and the sum of the secret rows' fingerprints.
+    // Existing chains are sealed the first time the key opens the store.
+    r#"
+    ALTER TABLE audit ADD COLUMN subject TEXT;
+    CREATE INDEX audit_by_subject ON audit (subject, seq) WHERE subject IS NOT NULL;
+    CREATE TABLE audit_seal (
+        id      INTEGER PRIMARY KEY CHECK (id = 1),
+        anchor  INTEGER NOT NULL,   -- the first entry authenticated with the audit key
+        seq     INTEGER NOT NULL,   -- the last entry
+        hash    TEXT NOT NULL,      -- its MAC
+        secrets TEXT NOT NULL,      -- sum of the secret rows' fingerprints
+        mac     TEXT NOT NULL       -- HMAC of the above under the audit key
+    ) STRICT;
+    "#,
 ];
+
+/// Whether a write must be on disk before it returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sync {
+    /// On disk at the next synced commit or checkpoint.
+    Normal,
+    /// The write-ahead log is synced as the transaction commits.
+    Full,
+}
 
 /// An open store. Metadata operations work without the master key; sealing
 /// and opening values need it.
 pub struct Store {
     pub(crate) conn: Connection,
     pub(crate) cipher: Option<Cipher>,
+    pub(crate) audit_key: Option<AuditKey>,
     path: PathBuf,
 }
 
@@ -123,23 +158,26 @@ impl Store {
         let mut store = Store::connect(&path)?;
         store.migrate()?;
         let cipher = Cipher::new(key);
-        let existing: Option<Vec<u8>> = store
-            .conn
-            .query_row("SELECT value FROM meta WHERE key = 'key_check'", [], |r| {
-                r.get(0)
-            })
-            .optional()?;
-        match existing {
-            Some(check) if !cipher.verify_key_check(&check) => return Err(StoreError::WrongKey),
-            Some(_) => {}
-            None => {
-                store.conn.execute(
-                    "INSERT INTO meta (key, value) VALUES ('key_check', ?1)",
-                    [cipher.key_check()?],
-                )?;
+        let audit = AuditKey::derive(key);
+        write_tx(&mut store.conn, Sync::Full, |tx| {
+            let existing: Option<Vec<u8>> = tx
+                .query_row("SELECT value FROM meta WHERE key = 'key_check'", [], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            match existing {
+                Some(check) if cipher.read_key_check(&check).is_none() => Err(StoreError::WrongKey),
+                Some(_) => Ok(()),
+                None => {
+                    tx.execute(
+                        "INSERT INTO meta (key, value) VALUES ('key_check', ?1)",
+                        [cipher.key_check()?],
+                    )?;
+                    crate::seal::seal_new(tx, &audit)
+                }
             }
-        }
-        store.cipher = Some(cipher);
+        })?;
+        store.unlock(key)?;
         // A store that lost its key check to a power cut would refuse its key.
         store.checkpoint()?;
         Ok(store)
@@ -160,22 +198,46 @@ impl Store {
         Ok(store)
     }
 
-    /// Adds the master key to an open store after checking it.
+    /// Adds the master key to an open store after checking it. A store
+    /// whose audit chain predates keyed entries is sealed now, once (see
+    /// `seal::anchor_existing`).
     pub fn unlock(&mut self, key: &MasterKey) -> Result<()> {
         let cipher = Cipher::new(key);
+        let audit = AuditKey::derive(key);
+        match self.key_check(&cipher)? {
+            None => return Err(StoreError::WrongKey),
+            Some(KeyCheck::Sealed) => {}
+            Some(KeyCheck::Unsealed) => {
+                write_tx(&mut self.conn, Sync::Full, |tx| {
+                    // Another process may have sealed it while we waited.
+                    let check: Vec<u8> =
+                        tx.query_row("SELECT value FROM meta WHERE key = 'key_check'", [], |r| {
+                            r.get(0)
+                        })?;
+                    if cipher.read_key_check(&check) == Some(KeyCheck::Unsealed) {
+                        crate::seal::anchor_existing(tx, &audit)?;
+                        tx.execute(
+                            "UPDATE meta SET value = ?1 WHERE key = 'key_check'",
+                            [cipher.key_check()?],
+                        )?;
+                    }
+                    Ok(())
+                })?;
+            }
+        }
+        self.cipher = Some(cipher);
+        self.audit_key = Some(audit);
+        Ok(())
+    }
+
+    fn key_check(&self, cipher: &Cipher) -> Result<Option<KeyCheck>> {
         let check: Option<Vec<u8>> = self
             .conn
             .query_row("SELECT value FROM meta WHERE key = 'key_check'", [], |r| {
                 r.get(0)
             })
             .optional()?;
-        match check {
-            Some(check) if cipher.verify_key_check(&check) => {
-                self.cipher = Some(cipher);
-                Ok(())
-            }
-            _ => Err(StoreError::WrongKey),
-        }
+        Ok(check.and_then(|c| cipher.read_key_check(&c)))
     }
 
     /// Copies the write-ahead log into the database, syncs both, and empties
@@ -183,10 +245,33 @@ impl Store {
     /// version of a page (a deleted or replaced ciphertext) is left in the
     /// log. Waits for readers of older snapshots; if one outlasts the busy
     /// timeout, what it still reads stays in the log until the next call.
+    ///
+    /// A checkpoint that other processes keep from finishing (a reader of an
+    /// older snapshot, or writers that keep the log busy) is tried again
+    /// until [`CHECKPOINT_PATIENCE`] has passed, then reported as
+    /// [`StoreError::CheckpointBusy`]: never ignored.
     pub fn checkpoint(&self) -> Result<()> {
-        self.conn
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
-        Ok(())
+        let deadline = std::time::Instant::now() + CHECKPOINT_PATIENCE;
+        let mut pause = Duration::from_millis(2);
+        loop {
+            // (busy, frames in the log, frames copied into the database).
+            let (busy, log, copied): (i64, i64, i64) =
+                self.conn
+                    .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                    })?;
+            if busy == 0 {
+                return Ok(());
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(StoreError::CheckpointBusy {
+                    path: self.path.clone(),
+                    left: (log - copied).max(0),
+                });
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(100));
+        }
     }
 
     /// The database file.
@@ -198,12 +283,19 @@ impl Store {
         self.cipher.as_ref().ok_or(StoreError::KeyRequired)
     }
 
-    /// Runs `f` in one write transaction (see [`write_tx`]).
+    pub(crate) fn audit_key(&self) -> Result<&AuditKey> {
+        self.audit_key.as_ref().ok_or(StoreError::KeyRequired)
+    }
+
+    /// Runs `f` in one write transaction that may append audit entries
+    /// (see [`write_tx`]): it needs the master key.
     pub(crate) fn write<T>(
         &mut self,
-        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>,
+        sync: Sync,
+        f: impl FnOnce(&rusqlite::Transaction<'_>, &AuditKey) -> Result<T>,
     ) -> Result<T> {
-        write_tx(&mut self.conn, f)
+        let key = self.audit_key.as_ref().ok_or(StoreError::KeyRequired)?;
+        write_tx(&mut self.conn, sync, |tx| f(tx, key))
     }
 
     fn connect(path: &Path) -> Result<Store> {
@@ -236,6 +328,7 @@ impl Store {
         Ok(Store {
             conn,
             cipher: None,
+            audit_key: None,
             path: path.to_owned(),
         })
     }
@@ -271,15 +364,29 @@ impl Store {
 
 /// Runs `f` in an IMMEDIATE transaction: the write lock is taken at the
 /// start, so concurrent writers queue (busy timeout) instead of failing
-/// halfway, and the audit chain sees a stable tail.
+/// halfway, and the audit chain sees a stable tail. With [`Sync::Full`] the
+/// commit returns once the write-ahead log is on disk (one fsync).
 pub(crate) fn write_tx<T>(
     conn: &mut Connection,
+    sync: Sync,
     f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>,
 ) -> Result<T> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let out = f(&tx)?;
-    tx.commit()?;
-    Ok(out)
+    if sync == Sync::Full {
+        conn.pragma_update(None, "synchronous", "FULL")?;
+    }
+    let out = (|| {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    })();
+    if sync == Sync::Full {
+        let restored = conn.pragma_update(None, "synchronous", "NORMAL");
+        if out.is_ok() {
+            restored?;
+        }
+    }
+    out
 }
 
 /// Creates `dir` (and parents) with mode 0700, and tightens an existing one.
@@ -323,7 +430,7 @@ mod tests {
         let wal = dir.path().join("store.db-wal");
         let len = || std::fs::metadata(&wal).map_or(0, |m| m.len());
         assert_eq!(len(), 0, "init ends with a checkpoint");
-        s.write(|tx| {
+        s.write(Sync::Normal, |tx, _| {
             tx.execute("INSERT INTO meta (key, value) VALUES ('probe', x'00')", [])?;
             Ok(())
         })

@@ -10,6 +10,30 @@ pub enum StoreError {
         "permissions {mode:04o} for {path} are too open: the master key must be readable by its owner only (run `chmod 600 {path}`)"
     )]
     KeyPermissions { path: PathBuf, mode: u32 },
+    #[error("{path}{} is not a regular file", via(resolved))]
+    KeyNotFile {
+        path: PathBuf,
+        resolved: Option<PathBuf>,
+    },
+    #[error(
+        "{path}{} belongs to uid {owner}, not to the user running the supervisor (uid {me}): a master key must be that user's own file",
+        via(resolved)
+    )]
+    KeyOwner {
+        path: PathBuf,
+        resolved: Option<PathBuf>,
+        owner: u32,
+        me: u32,
+    },
+    #[error(
+        "{dir}, a directory on the way to the master key {path}, may be changed by others (mode {mode:04o}, owner uid {owner}): whoever can write it can replace the key"
+    )]
+    KeyDirectory {
+        path: PathBuf,
+        dir: PathBuf,
+        mode: u32,
+        owner: u32,
+    },
     #[error("{path} holds {len} bytes; a master key is exactly 32 bytes")]
     KeyLength { path: PathBuf, len: usize },
     #[error("a master key already exists at {path}; refusing to overwrite it")]
@@ -32,10 +56,18 @@ pub enum StoreError {
     SecretExists { scope: String, name: String },
     #[error("no {scope} secret named `{name}`")]
     SecretNotFound { scope: String, name: String },
+    #[error("the stored value of {scope} secret `{name}` does not open: {reason}")]
+    Tampered {
+        scope: String,
+        name: String,
+        reason: String,
+    },
+    #[error("the audit log does not hold: {0}")]
+    Evidence(String),
     #[error(
-        "the stored value of {scope} secret `{name}` does not open: its row was altered or moved"
+        "the change is on disk, but {left} page(s) of the write-ahead log beside {path} could not be emptied because another process kept reading an older snapshot; older copies of changed rows may remain there"
     )]
-    Tampered { scope: String, name: String },
+    CheckpointBusy { path: PathBuf, left: i64 },
     #[error("{0}")]
     InvalidValue(String),
     #[error("no run with id `{0}`")]
@@ -54,6 +86,14 @@ pub enum StoreError {
     Random(String),
     #[error("stored data is malformed: {0}")]
     Corrupt(String),
+}
+
+/// ` (which resolves to X)` when a symlink was followed.
+fn via(resolved: &Option<PathBuf>) -> String {
+    match resolved {
+        Some(r) => format!(" (which resolves to {})", r.display()),
+        None => String::new(),
+    }
 }
 
 impl StoreError {

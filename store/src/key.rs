@@ -1,8 +1,14 @@
 //! The master key: 32 random bytes from a 0600 file or a systemd credential.
+//!
+//! A key file is checked as ssh checks a private key: symlinks are resolved,
+//! and the file must be a regular file owned by the user running the
+//! supervisor and readable by its owner only, in directories that only
+//! their owner (root or that user) may change (sticky ones excepted). The
+//! file read is the file checked.
 
 use std::fs::OpenOptions;
 use std::io::{Read, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
@@ -83,8 +89,50 @@ impl MasterKey {
     }
 }
 
-fn read_key(path: &Path, check_mode: bool) -> Result<MasterKey> {
-    let mut file = match std::fs::File::open(path) {
+/// Resolves `path` and checks the directories on the way to it; returns
+/// the resolved path.
+fn check_key_path(path: &Path, me: u32) -> Result<PathBuf> {
+    let real = match std::fs::canonicalize(path) {
+        Ok(p) => p,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(StoreError::KeyMissing {
+                path: path.to_owned(),
+            });
+        }
+        Err(e) => return Err(StoreError::io("resolve key file", path, e)),
+    };
+    for dir in real.ancestors().skip(1) {
+        let meta =
+            std::fs::metadata(dir).map_err(|e| StoreError::io("inspect directory", dir, e))?;
+        let mode = meta.permissions().mode();
+        let owner_ok = meta.uid() == 0 || meta.uid() == me;
+        let sticky = mode & 0o1000 != 0;
+        if !owner_ok || (mode & 0o022 != 0 && !sticky) {
+            return Err(StoreError::KeyDirectory {
+                path: path.to_owned(),
+                dir: dir.to_owned(),
+                mode: mode & 0o7777,
+                owner: meta.uid(),
+            });
+        }
+    }
+    Ok(real)
+}
+
+fn read_key(path: &Path, check_file: bool) -> Result<MasterKey> {
+    let me = nix::unistd::geteuid().as_raw();
+    let open_path = if check_file {
+        check_key_path(path, me)?
+    } else {
+        path.to_owned()
+    };
+    let mut options = OpenOptions::new();
+    options.read(true);
+    if check_file {
+        // The resolved path has no symlink left: one appearing now is refused.
+        options.custom_flags(nix::libc::O_NOFOLLOW);
+    }
+    let mut file = match options.open(&open_path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(StoreError::KeyMissing {
@@ -96,7 +144,24 @@ fn read_key(path: &Path, check_mode: bool) -> Result<MasterKey> {
     let meta = file
         .metadata()
         .map_err(|e| StoreError::io("inspect key file", path, e))?;
-    if check_mode && meta.mode() & 0o077 != 0 {
+    if check_file {
+        let resolved = (open_path != path).then(|| open_path.clone());
+        if !meta.file_type().is_file() {
+            return Err(StoreError::KeyNotFile {
+                path: path.to_owned(),
+                resolved,
+            });
+        }
+        if meta.uid() != me {
+            return Err(StoreError::KeyOwner {
+                path: path.to_owned(),
+                resolved,
+                owner: meta.uid(),
+                me,
+            });
+        }
+    }
+    if check_file && meta.mode() & 0o077 != 0 {
         return Err(StoreError::KeyPermissions {
             path: path.to_owned(),
             mode: meta.mode() & 0o7777,
@@ -181,6 +246,32 @@ mod tests {
             MasterKey::load(&dir.path().join("absent.key"), Some(&empty)),
             Err(StoreError::KeyMissing { .. })
         ));
+    }
+
+    #[test]
+    fn a_symlink_is_followed_and_its_target_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real.key");
+        let k = MasterKey::generate(&real).unwrap();
+        let link = dir.path().join("master.key");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        assert_eq!(MasterKey::load(&link, None).unwrap().bytes(), k.bytes());
+        // A target readable by others is refused, named by the path given.
+        std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let msg = MasterKey::load(&link, None).unwrap_err().to_string();
+        assert!(
+            msg.contains("master.key") && msg.contains("too open"),
+            "{msg}"
+        );
+        // A directory that others may write is refused.
+        std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let msg = MasterKey::load(&link, None).unwrap_err().to_string();
+        assert!(msg.contains("may be changed by others"), "{msg}");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        // Not a regular file.
+        let msg = MasterKey::load(dir.path(), None).unwrap_err().to_string();
+        assert!(msg.contains("not a regular file"), "{msg}");
     }
 
     #[test]

@@ -12,6 +12,13 @@
 //! version, so a ciphertext copied to another row fails to open. The master
 //! key never sits in the store; it comes from a 0600 key file or a systemd
 //! credential ([`MasterKey`]).
+//!
+//! Evidence: every change and every run is appended to an audit chain
+//! authenticated with a key derived from the master key, whose head (and
+//! the sum of the secret rows' fingerprints) is sealed with it; so only a
+//! holder of the key writes, and a cut, edited or restored record is found
+//! (`evidence`, `audit`, `seal`). Webhook deliveries are claimed in a
+//! database of their own ([`Deliveries`]).
 
 #![forbid(unsafe_code)]
 
@@ -20,14 +27,18 @@ mod crypto;
 mod db;
 mod dedupe;
 mod error;
+mod evidence;
 mod key;
 mod runs;
+mod seal;
 mod secrets;
 mod time;
 
-pub use audit::{AuditEntry, AuditVerdict};
+pub use audit::AuditEntry;
 pub use db::{Store, create_private_dir};
+pub use dedupe::{Deliveries, Pending};
 pub use error::StoreError;
+pub use evidence::AuditVerdict;
 pub use key::{KEY_LEN, MasterKey};
 pub use runs::{RunFilter, RunRecord, RunStatus};
 pub use secrets::{MAX_VALUE_LEN, OpenedSecret, Scope, SecretMeta, validate_value};

@@ -5,7 +5,8 @@ use rusqlite::{OptionalExtension, Row, params};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::audit::append;
+use crate::audit::{RowChange, append};
+use crate::db::{Sync, write_tx};
 use crate::time::{format_time, parse_time};
 use crate::{Result, Store, StoreError};
 
@@ -151,14 +152,17 @@ fn run_from_row(r: &Row<'_>) -> rusqlite::Result<Result<RunRecord>> {
 
 impl Store {
     /// Records a run as it starts (or is refused), with its audit entry
-    /// (`run.start` or `run.rejected`) in the same transaction.
+    /// (`run.start` or `run.rejected`) in the same transaction. A starting
+    /// run's record (which secrets, which versions) is on disk when this
+    /// returns, before the agent starts: it is the evidence of what went
+    /// where.
     pub fn start_run(&mut self, run: &RunRecord, audit_detail: &serde_json::Value) -> Result<()> {
         let (code, signal, reason) = run.status.columns();
-        let action = match run.status {
-            RunStatus::Rejected { .. } => "run.rejected",
-            _ => "run.start",
+        let (action, sync) = match run.status {
+            RunStatus::Rejected { .. } => ("run.rejected", Sync::Normal),
+            _ => ("run.start", Sync::Full),
         };
-        self.write(|tx| {
+        self.write(sync, |tx, key| {
             tx.execute(
                 &format!("INSERT INTO runs ({RUN_COLUMNS}, pid) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"),
                 params![
@@ -178,7 +182,16 @@ impl Store {
                     std::process::id(),
                 ],
             )?;
-            append(tx, run.member.as_deref(), action, audit_detail)
+            append(
+                tx,
+                key,
+                run.member.as_deref(),
+                action,
+                audit_detail,
+                None,
+                RowChange::default(),
+            )
+            .map(|_| ())
         })
     }
 
@@ -186,7 +199,7 @@ impl Store {
     /// while the run was going (a reply that failed as it started) are kept.
     pub fn finish_run(&mut self, run: &RunRecord) -> Result<()> {
         let (code, signal, reason) = run.status.columns();
-        self.write(|tx| {
+        self.write(Sync::Normal, |tx, key| {
             let stored: Option<String> = tx
                 .query_row("SELECT detail FROM runs WHERE id = ?1", [&run.id], |r| {
                     r.get(0)
@@ -225,10 +238,14 @@ impl Store {
             }
             append(
                 tx,
+                key,
                 run.member.as_deref(),
                 "run.end",
                 &json!({ "run": run.id, "agent": run.agent, "outcome": run.status }),
+                None,
+                RowChange::default(),
             )
+            .map(|_| ())
         })
     }
 
@@ -262,7 +279,7 @@ impl Store {
     /// Marks runs left `running` by a supervisor process that no longer
     /// exists as `lost`. Returns their ids.
     pub fn mark_lost_runs(&mut self, is_alive: impl Fn(i64) -> bool) -> Result<Vec<String>> {
-        self.write(|tx| {
+        self.write(Sync::Normal, |tx, key| {
             let mut stmt =
                 tx.prepare("SELECT id, pid, member, agent FROM runs WHERE status = 'running'")?;
             let orphans: Vec<(String, Option<i64>, Option<String>, String)> = stmt
@@ -279,9 +296,12 @@ impl Store {
                 )?;
                 append(
                     tx,
+                    key,
                     member.as_deref(),
                     "run.end",
                     &json!({ "run": id, "agent": agent, "outcome": RunStatus::Lost }),
+                    None,
+                    RowChange::default(),
                 )?;
                 lost.push(id);
             }
@@ -292,7 +312,7 @@ impl Store {
     /// Appends a note (such as a failed reply to Slack) to a run's
     /// `detail.notes`. Notes are written by the supervisor, never by agents.
     pub fn note_run(&mut self, id: &str, note: &str) -> Result<()> {
-        self.write(|tx| {
+        write_tx(&mut self.conn, Sync::Normal, |tx| {
             let detail: Option<String> = tx
                 .query_row("SELECT detail FROM runs WHERE id = ?1", [id], |r| r.get(0))
                 .optional()?;
@@ -311,6 +331,20 @@ impl Store {
             )?;
             Ok(())
         })
+    }
+
+    /// The run recorded for a webhook delivery (`detail.delivery`), if any:
+    /// how a restarted daemon tells a delivery it already ran from one whose
+    /// run was never recorded.
+    pub fn run_for_delivery(&self, delivery: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT id FROM runs WHERE json_extract(detail, '$.delivery') = ?1 LIMIT 1",
+                [delivery],
+                |r| r.get(0),
+            )
+            .optional()?)
     }
 
     /// Whether a run exists (used to check ids from the outside).
@@ -415,11 +449,25 @@ mod tests {
         assert_eq!(actions, ["run.start", "run.start", "run.end"]);
         assert!(matches!(
             s.audit_verify().unwrap(),
-            AuditVerdict::Intact { entries: 3 }
+            AuditVerdict::Intact { entries: 3, .. }
         ));
         let json = serde_json::to_value(&got).unwrap();
         assert_eq!(json["status"], "failed");
         assert_eq!(json["code"], 3);
+    }
+
+    #[test]
+    fn a_run_is_found_by_its_delivery() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::init(dir.path(), &MasterKey::from_bytes([6; 32])).unwrap();
+        let mut r = record("r1", "a");
+        r.detail["delivery"] = json!("slack:Ev1");
+        s.start_run(&r, &json!({})).unwrap();
+        assert_eq!(
+            s.run_for_delivery("slack:Ev1").unwrap().as_deref(),
+            Some("r1")
+        );
+        assert_eq!(s.run_for_delivery("slack:Ev2").unwrap(), None);
     }
 
     #[test]

@@ -8,9 +8,11 @@ use serde::Serialize;
 use serde_json::json;
 use supervisor_config::SecretName;
 
-use crate::audit::append;
+use crate::audit::{RowChange, append, current_head};
 use crate::crypto::Binding;
-use crate::db::write_tx;
+use crate::db::{Sync, write_tx};
+use crate::evidence::{AuditKey, secret_subject};
+use crate::seal::{LastWrite, check_rows, fingerprint, last_write};
 use crate::time::{format_time, now, parse_time};
 use crate::{Result, Store, StoreError};
 
@@ -178,13 +180,40 @@ fn find(tx: &Transaction<'_>, scope: &Scope, name: &SecretName) -> Result<Option
     row.map(meta_from_tuple).transpose()
 }
 
-fn audit_detail(meta: &SecretMeta) -> serde_json::Value {
-    json!({
+fn audit_detail(meta: &SecretMeta, row: Option<&[u8; 32]>) -> serde_json::Value {
+    let mut detail = json!({
         "scope": meta.scope.kind(),
         "owner": meta.owner,
         "name": meta.name,
         "version": meta.version,
-    })
+    });
+    if let Some(fp) = row {
+        detail["row"] = json!(hex::encode(fp));
+    }
+    detail
+}
+
+fn subject(scope: &Scope, name: &SecretName) -> String {
+    secret_subject(scope.kind(), scope.owner_column(), name.as_str())
+}
+
+/// The newest keyed record of this secret's row (what the seal's sum holds
+/// for it), whatever the row itself says now.
+fn recorded(
+    tx: &Transaction<'_>,
+    key: &AuditKey,
+    scope: &Scope,
+    name: &SecretName,
+) -> Result<Option<LastWrite>> {
+    let anchor = current_head(tx, key)?.anchor;
+    last_write(
+        tx,
+        key,
+        anchor,
+        scope.kind(),
+        scope.owner_column(),
+        name.as_str(),
+    )
 }
 
 impl Store {
@@ -208,13 +237,16 @@ impl Store {
         let (nonce, ct) = self
             .cipher()?
             .seal(value.expose_secret().as_bytes(), &binding)?;
-        let meta = self.write(|tx| {
+        let meta = self.write(Sync::Full, |tx, key| {
             if find(tx, scope, name)?.is_some() {
                 return Err(StoreError::SecretExists {
                     scope: scope.describe(),
                     name: name.to_string(),
                 });
             }
+            // A row the log still holds (deleted outside the supervisor)
+            // leaves the seal's sum as this one replaces it.
+            let removed = recorded(tx, key, scope, name)?.and_then(|w| w.row.map(|(fp, _)| fp));
             let t = format_time(now());
             tx.execute(
                 "INSERT INTO secrets (scope, owner, name, description, version, nonce, ciphertext, created_at, created_by, updated_at, updated_by)
@@ -222,7 +254,8 @@ impl Store {
                 params![scope.kind(), scope.owner_column(), name.as_str(), description, &nonce[..], ct, t, actor],
             )?;
             let meta = find(tx, scope, name)?.ok_or_else(|| StoreError::Corrupt("row vanished".into()))?;
-            append(tx, Some(actor), "secret.create", &audit_detail(&meta))?;
+            let fp = fingerprint(key, scope.kind(), scope.owner_column(), name.as_str(), 1, &nonce);
+            append(tx, key, Some(actor), "secret.create", &audit_detail(&meta, Some(&fp)), Some(&subject(scope, name)), RowChange { removed, added: Some(fp) })?;
             Ok(meta)
         })?;
         // On disk before the caller says so, and no replaced or deleted
@@ -231,8 +264,9 @@ impl Store {
         Ok(meta)
     }
 
-    /// Replaces a secret's value: version + 1, description kept unless one
-    /// is given. The way to rotate.
+    /// Replaces a secret's value: version + 1 (past any version the audit
+    /// log recorded, should an older row have been restored), description
+    /// kept unless one is given. The way to rotate.
     pub fn update_secret(
         &mut self,
         scope: &Scope,
@@ -243,14 +277,16 @@ impl Store {
     ) -> Result<SecretMeta> {
         validate_value(value)?;
         let cipher = self.cipher.as_ref().ok_or(StoreError::KeyRequired)?;
-        let meta = write_tx(&mut self.conn, |tx| {
+        let key = self.audit_key.as_ref().ok_or(StoreError::KeyRequired)?;
+        let meta = write_tx(&mut self.conn, Sync::Full, |tx| {
             let Some(meta) = find(tx, scope, name)? else {
                 return Err(StoreError::SecretNotFound {
                     scope: scope.describe(),
                     name: name.to_string(),
                 });
             };
-            let version = meta.version + 1;
+            let last = recorded(tx, key, scope, name)?.and_then(|w| w.row);
+            let version = meta.version.max(last.map_or(0, |(_, v)| v)) + 1;
             let (nonce, ct) = cipher.seal(
                 value.expose_secret().as_bytes(),
                 &Binding {
@@ -267,7 +303,26 @@ impl Store {
             )?;
             let meta =
                 find(tx, scope, name)?.ok_or_else(|| StoreError::Corrupt("row vanished".into()))?;
-            append(tx, Some(actor), "secret.update", &audit_detail(&meta))?;
+            let fp = fingerprint(
+                key,
+                scope.kind(),
+                scope.owner_column(),
+                name.as_str(),
+                version,
+                &nonce,
+            );
+            append(
+                tx,
+                key,
+                Some(actor),
+                "secret.update",
+                &audit_detail(&meta, Some(&fp)),
+                Some(&subject(scope, name)),
+                RowChange {
+                    removed: last.map(|(fp, _)| fp),
+                    added: Some(fp),
+                },
+            )?;
             Ok(meta)
         })?;
         // On disk before the caller says so, and no replaced or deleted
@@ -301,25 +356,39 @@ impl Store {
         }
     }
 
-    /// Deletes a secret; its ciphertext is overwritten in the file (secure_delete).
+    /// Deletes a secret; its ciphertext is overwritten in the file
+    /// (secure_delete) and emptied from the write-ahead log. Needs the
+    /// master key, as every change that the audit log records does.
     pub fn delete_secret(
         &mut self,
         scope: &Scope,
         name: &SecretName,
         actor: &str,
     ) -> Result<SecretMeta> {
-        let meta = self.write(|tx| {
+        let meta = self.write(Sync::Full, |tx, key| {
             let Some(meta) = find(tx, scope, name)? else {
                 return Err(StoreError::SecretNotFound {
                     scope: scope.describe(),
                     name: name.to_string(),
                 });
             };
+            let removed = recorded(tx, key, scope, name)?.and_then(|w| w.row.map(|(fp, _)| fp));
             tx.execute(
                 "DELETE FROM secrets WHERE scope = ?1 AND owner = ?2 AND name = ?3",
                 params![scope.kind(), scope.owner_column(), name.as_str()],
             )?;
-            append(tx, Some(actor), "secret.delete", &audit_detail(&meta))?;
+            append(
+                tx,
+                key,
+                Some(actor),
+                "secret.delete",
+                &audit_detail(&meta, None),
+                Some(&subject(scope, name)),
+                RowChange {
+                    removed,
+                    added: None,
+                },
+            )?;
             Ok(meta)
         })?;
         // On disk before the caller says so, and no replaced or deleted
@@ -340,8 +409,19 @@ impl Store {
     /// Opens the values of exactly these secrets, for a run. The caller
     /// passes what the scope rule decided; this is the store's only
     /// plaintext exit.
+    ///
+    /// First, the secret rows are held to the audit seal: a wanted secret
+    /// whose row is not the one last written (restored from an older copy,
+    /// even of the same version), and any secret put back, added or removed
+    /// outside the supervisor (which changes what the scope rule decided),
+    /// fails the call with [`StoreError::Tampered`] naming that secret.
     pub fn open_secrets(&self, wanted: &[(Scope, SecretName)]) -> Result<Vec<OpenedSecret>> {
         let cipher = self.cipher()?;
+        let ids: Vec<(&str, &str, &str)> = wanted
+            .iter()
+            .map(|(scope, name)| (scope.kind(), scope.owner_column(), name.as_str()))
+            .collect();
+        check_rows(&self.conn, self.audit_key()?, Some(&ids))?;
         let mut stmt = self.conn.prepare_cached(
             "SELECT version, nonce, ciphertext FROM secrets WHERE scope = ?1 AND owner = ?2 AND name = ?3",
         )?;
@@ -367,6 +447,7 @@ impl Store {
                 let tampered = || StoreError::Tampered {
                     scope: scope.describe(),
                     name: name.to_string(),
+                    reason: "its row was altered or moved (the ciphertext does not open for its scope, owner, name and version)".into(),
                 };
                 let plain = cipher.open(&nonce, &ct, &binding).ok_or_else(tampered)?;
                 let text = std::str::from_utf8(&plain).map_err(|_| tampered())?;
@@ -382,151 +463,4 @@ impl Store {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::MasterKey;
-
-    fn store() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::init(dir.path(), &MasterKey::from_bytes([4; 32])).unwrap();
-        (dir, s)
-    }
-
-    fn name(n: &str) -> SecretName {
-        SecretName::new(n).unwrap()
-    }
-
-    fn value(v: &str) -> SecretString {
-        SecretString::from(v.to_owned())
-    }
-
-    #[test]
-    fn create_update_delete_round_trip() {
-        let (_d, mut s) = store();
-        let alice = Scope::Personal("alice".into());
-        s.create_secret(
-            &Scope::Team,
-            &name("API"),
-            Some("shared"),
-            &value("team-value-1"),
-            "alice",
-        )
-        .unwrap();
-        s.create_secret(&alice, &name("API"), None, &value("alice-value-1"), "alice")
-            .unwrap();
-        let err = s
-            .create_secret(&Scope::Team, &name("API"), None, &value("x"), "alice")
-            .unwrap_err();
-        assert!(matches!(err, StoreError::SecretExists { .. }));
-
-        let m = s
-            .update_secret(
-                &Scope::Team,
-                &name("API"),
-                None,
-                &value("team-value-2"),
-                "bob",
-            )
-            .unwrap();
-        assert_eq!(
-            (m.version, m.description.as_deref(), m.updated_by.as_str()),
-            (2, Some("shared"), "bob")
-        );
-        assert_eq!(m.created_by, "alice");
-
-        let opened = s
-            .open_secrets(&[(Scope::Team, name("API")), (alice.clone(), name("API"))])
-            .unwrap();
-        assert_eq!(opened[0].value.expose_secret(), "team-value-2");
-        assert_eq!(opened[0].version, 2);
-        assert_eq!(opened[1].value.expose_secret(), "alice-value-1");
-        assert!(!format!("{opened:?}").contains("value-"));
-
-        let list = s.list_secrets().unwrap();
-        assert_eq!(list.len(), 2);
-        assert_eq!(list[0].scope, Scope::Team);
-        s.delete_secret(&alice, &name("API"), "alice").unwrap();
-        assert_eq!(s.list_secrets().unwrap().len(), 1);
-        assert!(matches!(
-            s.delete_secret(&alice, &name("API"), "alice"),
-            Err(StoreError::SecretNotFound { .. })
-        ));
-        assert!(matches!(
-            s.update_secret(&alice, &name("API"), None, &value("v"), "alice"),
-            Err(StoreError::SecretNotFound { .. })
-        ));
-    }
-
-    #[test]
-    fn a_ciphertext_moved_to_another_row_fails_to_open() {
-        let (_d, mut s) = store();
-        let bob = Scope::Personal("bob".into());
-        s.create_secret(&Scope::Team, &name("A"), None, &value("team-secret"), "x")
-            .unwrap();
-        s.create_secret(&bob, &name("B"), None, &value("bob-secret"), "x")
-            .unwrap();
-        // Copy bob's sealed value over the team row.
-        s.conn
-            .execute(
-                "UPDATE secrets SET nonce = (SELECT nonce FROM secrets WHERE name = 'B'),
-                 ciphertext = (SELECT ciphertext FROM secrets WHERE name = 'B') WHERE name = 'A'",
-                [],
-            )
-            .unwrap();
-        let err = s.open_secrets(&[(Scope::Team, name("A"))]).unwrap_err();
-        assert!(matches!(err, StoreError::Tampered { .. }), "{err}");
-        // Rolling the version back also fails.
-        s.update_secret(&bob, &name("B"), None, &value("bob-secret-2"), "x")
-            .unwrap();
-        s.conn
-            .execute("UPDATE secrets SET version = 1 WHERE name = 'B'", [])
-            .unwrap();
-        assert!(s.open_secrets(&[(bob, name("B"))]).is_err());
-    }
-
-    #[test]
-    fn values_are_validated_without_echo() {
-        let (_d, mut s) = store();
-        let cases = [
-            (String::new(), "empty"),
-            ("a\0b-sentinel".to_owned(), "NUL"),
-            ("x".repeat(MAX_VALUE_LEN + 1), "limit"),
-        ];
-        for (v, want) in cases {
-            let err = s
-                .create_secret(&Scope::Team, &name("V"), None, &value(&v), "x")
-                .unwrap_err();
-            let msg = err.to_string();
-            assert!(msg.contains(want), "{msg}");
-            assert!(!msg.contains("sentinel"));
-        }
-        assert!(
-            s.create_secret(
-                &Scope::Team,
-                &name("V"),
-                None,
-                &value(&"x".repeat(MAX_VALUE_LEN)),
-                "x"
-            )
-            .is_ok()
-        );
-    }
-
-    #[test]
-    fn metadata_needs_no_key_but_values_do() {
-        let (d, mut s) = store();
-        s.create_secret(&Scope::Team, &name("A"), None, &value("value-a"), "x")
-            .unwrap();
-        drop(s);
-        let mut s = Store::open(d.path(), None).unwrap();
-        assert_eq!(s.list_secrets().unwrap().len(), 1);
-        assert!(matches!(
-            s.open_secrets(&[(Scope::Team, name("A"))]),
-            Err(StoreError::KeyRequired)
-        ));
-        assert!(matches!(
-            s.create_secret(&Scope::Team, &name("B"), None, &value("v"), "x"),
-            Err(StoreError::KeyRequired)
-        ));
-    }
-}
+mod tests;

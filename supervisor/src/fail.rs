@@ -111,8 +111,14 @@ fn store_hint(e: &StoreError) -> Option<String> {
         StoreError::WrongKey => "check `key_file` in the config, or $CREDENTIALS_DIRECTORY/master.key: a store opens only with the key it was created with".into(),
         StoreError::SecretExists { .. } => "use `supervisor secret update` to replace its value".into(),
         StoreError::SecretNotFound { .. } => "`supervisor secret list` shows what exists".into(),
+        StoreError::KeyOwner { .. } => "the key must be a file of the user that runs the supervisor: copy it to a file of your own (mode 0600) and point `key_file` at it".into(),
+        StoreError::KeyDirectory { dir, .. } => format!("run `chmod go-w {}`, or keep the key in a directory of your own", dir.display()),
+        StoreError::KeyNotFile { .. } => "`key_file` must name the 32-byte key file itself".into(),
         StoreError::KeyLength { .. } => "a master key is 32 random bytes; `supervisor init` creates one".into(),
-        StoreError::Tampered { .. } => "the store was modified outside the supervisor; `supervisor audit verify` checks the log".into(),
+        StoreError::Tampered { .. } => "the store was modified outside the supervisor; `supervisor audit verify` checks the log, and `supervisor secret update` stores a fresh value".into(),
+        StoreError::Evidence(_) => "someone without the master key wrote to the store; `supervisor audit verify` names what is wrong".into(),
+        StoreError::CheckpointBusy { .. } => "run the command again once the other readers of the store (a long `runs list`, a backup) have finished".into(),
+        StoreError::KeyRequired => "this command writes to the audit log, which needs the master key: run it where `key_file` (or $CREDENTIALS_DIRECTORY/master.key) is readable".into(),
         _ => return None,
     })
 }

@@ -42,6 +42,19 @@ pub fn main_with_args() -> ExitCode {
         return ExitCode::from(1);
     }
     let cli = Cli::parse();
+    // One place for a closed stdout (`supervisor audit list | head`): the
+    // commands that only print end as `cat` would, quietly.
+    let outlives_stdout = match &cli.command {
+        Command::Run(a) => !a.dry_run,
+        Command::Serve => true,
+        _ => false,
+    };
+    if !outlives_stdout {
+        if let Err(e) = spawn::end_on_closed_stdout() {
+            eprintln!("error: could not set up standard output: {e}");
+            return ExitCode::from(1);
+        }
+    }
     // `run` keeps its own exit statuses for the agent's; any failure of the
     // supervisor around it (config, key, a tampered store) is 125, as
     // env(1) and timeout(1) report their own failures.

@@ -243,6 +243,19 @@ pub fn harden_self() -> io::Result<()> {
     Ok(())
 }
 
+/// Lets a write to a closed standard output end this process quietly, as it
+/// ends `cat` or `ls` (a shell shows status 141, 128 + SIGPIPE), instead of
+/// a panic in `println!` (Rust ignores SIGPIPE by default). For the commands
+/// that only print; the daemon and `run`, which must outlive a closed
+/// terminal or socket, keep ignoring it.
+pub fn end_on_closed_stdout() -> io::Result<()> {
+    use nix::sys::signal::{SigHandler, signal};
+    // SAFETY: SIG_DFL installs no handler, so none of our code ever runs in
+    // a signal context; it is called once at start, before other threads.
+    unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) }?;
+    Ok(())
+}
+
 /// Sends `sig` to every process of the group `pgid`. A group that no longer exists
 /// is not an error. Refuses `pgid` values that would reach beyond one child's group:
 /// 0 and 1, negative ones, and the supervisor's own group.

@@ -479,6 +479,15 @@ fn forged_stale_and_replayed_deliveries_never_make_a_second_run() {
     // A retry under the same delivery id with a fresh timestamp: still one.
     let restamped = serde_json::to_vec(&issue_update(user("u-ada"))).unwrap();
     assert_status(&s.send(&delivery, &restamped), 200, "duplicate");
+    // The same signed body replayed under a new delivery id, or none: the
+    // signature covers the body, not the header, so it is the same delivery.
+    assert_status(&s.send(&delivery_id(), &body), 200, "duplicate");
+    let bare = vec![(
+        "Linear-Signature".to_owned(),
+        hmac_hex(WEBHOOK_SECRET.as_bytes(), &body),
+    )];
+    let r = s.daemon().post("/linear/webhook", &bare, &body);
+    assert_status(&r, 200, "duplicate");
 
     // Without a delivery id the signature is the key.
     let unnamed = serde_json::to_vec(&issue_update(integration())).unwrap();
@@ -499,7 +508,7 @@ fn forged_stale_and_replayed_deliveries_never_make_a_second_run() {
     let d = s.daemon();
     assert_eq!(d.webhook_count("linear", "bad_signature"), 2);
     assert_eq!(d.webhook_count("linear", "stale"), 2);
-    assert_eq!(d.webhook_count("linear", "duplicate"), 3);
+    assert_eq!(d.webhook_count("linear", "duplicate"), 5);
     assert_eq!(d.webhook_count("linear", "accepted"), 2);
 
     // The replay after a restart: the store remembers the delivery.

@@ -18,6 +18,7 @@ const BOT_USER: &str = "U0OURBOT01";
 const ALICE: &str = "U061F7AUR";
 const BOB: &str = "U0BOB0001";
 const CAROL: &str = "U0CAROL01";
+const GUEST: &str = "U0GUEST01";
 
 const TEAM_VALUE: &str = "team-deploy-value-7788";
 const ALICE_VALUE: &str = "alice-personal-value-1122";
@@ -59,8 +60,15 @@ impl Slack {
             match user.as_str() {
                 CAROL => fake_api::Response::json(
                     200,
-                    &json!({"ok": true, "user": {"id": CAROL, "team_id": "T1",
+                    &json!({"ok": true, "user": {"id": CAROL, "team_id": "T123ABC456",
                             "profile": {"email": "Carol@Acme.Example", "real_name": "Carol"}}}),
+                ),
+                // A Slack Connect guest from another workspace who shows
+                // carol's email on their profile.
+                GUEST => fake_api::Response::json(
+                    200,
+                    &json!({"ok": true, "user": {"id": GUEST, "team_id": "T0OTHERWS",
+                            "profile": {"email": "carol@acme.example"}}}),
                 ),
                 "U0STRANGER" => fake_api::Response::json(
                     200,
@@ -716,4 +724,79 @@ fn a_reply_slack_refuses_is_noted_on_the_run() {
     }
     // Refused, not throttled: each reply was tried once.
     assert_eq!(s.posts().len(), 2);
+}
+
+#[test]
+fn a_guest_from_another_workspace_showing_a_members_email_is_not_that_member() {
+    let mut s = Slack::new();
+    s.start();
+    s.send_ok(&mention(
+        "EvGuest1",
+        GUEST,
+        &format!("<@{BOT_USER}> triage deploy"),
+        None,
+    ));
+    s.wait_metric("unknown_user", 1);
+    let posts = s.wait_posts(1);
+    assert!(text_of(&posts[0]).contains("not a member"), "{posts:?}");
+    assert!(s.runs().is_empty());
+}
+
+/// Another process holding the store's write lock for `secs` seconds;
+/// returns once it holds it.
+fn hold_store_lock(team: &Team, secs: f64) -> std::process::Child {
+    use std::io::BufRead;
+    let bin = supervisor_tests::binary().with_file_name("hold_write_lock");
+    let mut child = std::process::Command::new(bin)
+        .arg(team.state_dir().join("store.db"))
+        .arg(secs.to_string())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start hold_write_lock (built with the workspace's binaries)");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "locked");
+    child
+}
+
+#[test]
+fn a_five_second_write_lock_by_another_process_leaves_acks_under_100_ms() {
+    let mut s = Slack::new();
+    s.start();
+    // Warm the connection path and the claims database.
+    s.send_ok(&mention(
+        "EvWarm",
+        ALICE,
+        &format!("<@{BOT_USER}> triage warm"),
+        None,
+    ));
+    s.wait_runs(1);
+    let mut holder = hold_store_lock(&s.team, 5.0);
+    let locked_at = Instant::now();
+    let mut slowest = Duration::ZERO;
+    for i in 0..5 {
+        let body = mention(
+            &format!("EvLocked{i}"),
+            ALICE,
+            &format!("<@{BOT_USER}> triage {i}"),
+            None,
+        );
+        let start = Instant::now();
+        s.send_ok(&body);
+        slowest = slowest.max(start.elapsed());
+    }
+    assert!(
+        locked_at.elapsed() < Duration::from_secs(5),
+        "the requests outlasted the lock, so they did not test it"
+    );
+    eprintln!("slowest of 5 acks while another process held the store's write lock: {slowest:?}");
+    assert!(
+        slowest < Duration::from_millis(100),
+        "an ack took {slowest:?} while another process held the store's write lock"
+    );
+    assert!(holder.wait().unwrap().success());
+    // Once the lock is gone the runs happen, once each.
+    assert_eq!(s.wait_runs(6).len(), 6);
 }

@@ -125,7 +125,7 @@ fn a_sentinel_value_is_in_no_file_and_no_output() {
 }
 
 #[test]
-fn a_ciphertext_moved_to_another_row_is_not_audit_tampering() {
+fn a_ciphertext_moved_to_another_row_is_named_by_audit_verify() {
     let team = Team::new("");
     team.secret(&["--team"], "TEAM_KEY", "team-value-123");
     team.secret(
@@ -145,17 +145,19 @@ fn a_ciphertext_moved_to_another_row_is_not_audit_tampering() {
         .unwrap();
     assert_eq!(changed, 1);
     drop(db);
-    // Opening the moved value must fail: the store's unit test
-    // `a_ciphertext_moved_to_another_row_fails_to_open` checks that, and the
-    // run tests check it end to end once a command opens values. What the
-    // binary can show today: metadata still lists, and the audit chain,
-    // which records changes and not ciphertexts, still holds.
+    // The chain itself holds, but the seal's sum of the secret rows does
+    // not: verify names the row. (Runs that would receive it are refused:
+    // `runs.rs` checks that end to end.)
     let out = team.cmd(&["audit", "verify"]);
+    assert_eq!(out.code, Some(1), "{out}");
     assert!(
-        out.ok()
-            .contains("audit log intact: 2 entries, each linked to the one before"),
+        out.stderr
+            .contains("the audit log holds, but a secret row does not")
+            && out.stderr.contains("team secret `TEAM_KEY`")
+            && out.stderr.contains("altered or moved"),
         "{out}"
     );
+    // Metadata still lists.
     let list = team.cmd(&["secret", "list", "--all", "--json"]).json();
     assert_eq!(list.as_array().unwrap().len(), 2);
 }

@@ -261,3 +261,55 @@ fn forged_old_replayed_and_oversized_requests_start_nothing() {
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(s.runs().len(), 2);
 }
+
+#[test]
+fn a_request_refused_by_a_full_queue_runs_once_when_retried() {
+    let secret_file = "busy-secret";
+    let config = r#"
+[server]
+listen = "127.0.0.1:0"
+max_concurrent_runs = 1
+queue_limit = 0
+
+[[agents]]
+name = "slow"
+command = ["/bin/sleep", "2"]
+triggers = ["webhook"]
+timeout = "30s"
+
+[[webhooks]]
+name = "busy"
+agent = "slow"
+secret = { file = "busy-secret" }
+"#;
+    let team = Team::uninitialised(config);
+    std::fs::write(team.path().join(secret_file), HOOK_SECRET).unwrap();
+    team.cmd(&["init"]).ok();
+    let daemon = team.serve_logging("info");
+    let post =
+        |headers: &[(String, String)], body: &[u8]| daemon.post("/hooks/busy", headers, body);
+
+    let first = br#"{"n":1}"#;
+    let second = br#"{"n":2}"#;
+    assert_status(
+        &post(&webhook_headers(HOOK_SECRET, now_secs(), first), first),
+        202,
+        "run queued",
+    );
+    // Once the first run holds the only slot, the queue (of 0) is full.
+    supervisor_tests::wait_for("the first run to start", WAIT, || {
+        (team.runs().first().map(|r| r["status"] == "running") == Some(true)).then_some(())
+    });
+    let headers = webhook_headers(HOOK_SECRET, now_secs(), second);
+    let refused = post(&headers, second);
+    assert_status(&refused, 503, "try again later");
+    assert!(refused.header("retry-after").is_some(), "{refused:?}");
+    // The sender retries the same signed request after the first run ends:
+    // accepted, and run once; a further retry is a duplicate.
+    team.finished_runs(1, WAIT);
+    assert_status(&post(&headers, second), 202, "run queued");
+    assert_status(&post(&headers, second), 200, "duplicate");
+    let runs = team.finished_runs(2, WAIT);
+    assert!(runs.iter().all(|r| r["status"] == "succeeded"), "{runs:#?}");
+    assert_eq!(daemon.webhook_count("webhook", "refused"), 1);
+}

@@ -156,6 +156,22 @@ pub fn parse(body: &[u8]) -> Result<SlackRequest, ParseError> {
     }
 }
 
+/// The email that may identify a Slack user: their profile's, only when
+/// their own workspace (`users.info`'s `team_id`) is the one the event came
+/// from (the envelope's `team_id`, covered by the signature). A guest from
+/// another workspace in a shared channel (Slack Connect) controls their own
+/// profile and could show a member's email.
+pub fn identity_email<'e>(
+    event_team: &str,
+    user_team: Option<&str>,
+    email: Option<&'e str>,
+) -> Option<&'e str> {
+    if event_team.is_empty() || user_team != Some(event_team) {
+        return None;
+    }
+    email
+}
+
 /// Decides what a mention asks for.
 ///
 /// `email_of` is the email the caller looked up for `mention.user` through

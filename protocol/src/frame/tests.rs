@@ -88,10 +88,19 @@ fn answers_round_trip() {
         }
         other => panic!("{other:?}"),
     }
-    let frame = encode(&Answer::Done(Reply::AuditIntact { entries: 3 })).unwrap();
+    let frame = encode(&Answer::Done(Reply::AuditIntact {
+        entries: 3,
+        sealed: 3,
+        keyed_from: 1,
+    }))
+    .unwrap();
     assert!(matches!(
         decode::<Answer>(body(&frame)).unwrap(),
-        Answer::Done(Reply::AuditIntact { entries: 3 })
+        Answer::Done(Reply::AuditIntact {
+            entries: 3,
+            sealed: 3,
+            keyed_from: 1
+        })
     ));
 }
 

@@ -30,8 +30,22 @@ pub fn list(backend: &mut Backend, json: bool, limit: Option<usize>) -> Result<(
 
 pub fn verify(backend: &mut Backend) -> Result<()> {
     match backend.call(Request::AuditVerify)? {
-        Reply::AuditIntact { entries } => {
-            println!("audit log intact: {entries} entries, each linked to the one before");
+        Reply::AuditIntact {
+            entries,
+            sealed,
+            keyed_from,
+        } => {
+            let unkeyed = if keyed_from > 1 {
+                format!(
+                    "; entries 1 to {} predate keyed entries and are held by entry {keyed_from}",
+                    keyed_from - 1
+                )
+            } else {
+                String::new()
+            };
+            println!(
+                "audit log intact: {entries} entries, each linked to the one before and authenticated with the store's key; the seal names entry {sealed} as the last{unkeyed}"
+            );
             Ok(())
         }
         other => Err(unexpected(other)),

@@ -3,7 +3,7 @@
 //! daemon, and this process shows its redacted output and exits with its
 //! status.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 
 use anyhow::Result;
 use serde_json::Value;
@@ -53,7 +53,8 @@ pub fn run(backend: &mut Backend, args: &RunArgs) -> Result<u8> {
         );
     }
     if args.json {
-        println!("{}", serde_json::to_string(&doc)?);
+        // A closed stdout must not hide the agent's status behind a panic.
+        let _ = writeln!(std::io::stdout(), "{}", serde_json::to_string(&doc)?);
     }
     Ok(exit_code.clamp(0, 255) as u8)
 }

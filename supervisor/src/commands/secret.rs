@@ -34,7 +34,10 @@ fn target(args: &TargetArgs) -> Target {
 /// terminal, else all of stdin exactly.
 fn read_value(args: &WriteArgs, name: &str) -> Result<SecretString> {
     let bytes = if let Some(path) = &args.value_file {
-        let meta = std::fs::metadata(path)
+        let file = std::fs::File::open(path)
+            .with_context(|| format!("reading the value from {}", path.display()))?;
+        let meta = file
+            .metadata()
             .with_context(|| format!("reading the value from {}", path.display()))?;
         if meta.len() > MAX_VALUE_LEN as u64 {
             return Err(Failure::new(format!(
@@ -44,10 +47,21 @@ fn read_value(args: &WriteArgs, name: &str) -> Result<SecretString> {
             ))
             .into());
         }
-        Zeroizing::new(
-            std::fs::read(path)
-                .with_context(|| format!("reading the value from {}", path.display()))?,
-        )
+        // A device or a FIFO has no length to check first: read one byte
+        // past the limit at most, whatever it is.
+        let mut buf = Zeroizing::new(Vec::new());
+        file.take(MAX_VALUE_LEN as u64 + 1)
+            .read_to_end(&mut buf)
+            .with_context(|| format!("reading the value from {}", path.display()))?;
+        if buf.len() > MAX_VALUE_LEN {
+            return Err(Failure::new(format!(
+                "{} gave more than {MAX_VALUE_LEN} bytes (64 KiB), the most a value may hold; reading stopped there",
+                path.display()
+            ))
+            .hint("a value file must hold the value alone; a device or pipe is read up to the limit")
+            .into());
+        }
+        buf
     } else if std::io::stdin().is_terminal() {
         let first = SecretString::from(rpassword::prompt_password(format!("value for {name}: "))?);
         let again = SecretString::from(rpassword::prompt_password("again, to confirm: ")?);

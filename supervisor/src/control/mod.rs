@@ -64,11 +64,16 @@ pub fn handle(
 }
 
 /// Whether a request needs the master key (in local mode, where this
-/// process opens the store itself).
+/// process opens the store itself): whatever the audit log records is
+/// written with a key derived from it, and checking the log needs it too.
 pub fn needs_key(request: &Request) -> bool {
     matches!(
         request,
-        Request::SecretCheck { .. } | Request::SecretWrite { .. } | Request::Run { .. }
+        Request::SecretCheck { .. }
+            | Request::SecretWrite { .. }
+            | Request::SecretDelete { .. }
+            | Request::AuditVerify
+            | Request::Run { .. }
     )
 }
 

@@ -3,9 +3,10 @@
 //!
 //! Order of checks: body size, `Linear-Signature` over the raw bytes (before
 //! anything is parsed), `webhookTimestamp` freshness (read alone, before the
-//! rest of the body), the payload's shape, then dedupe on
-//! `Linear-Delivery` in the store (so a replay stays a replay across
-//! restarts). The request is answered at once; the run and the comments
+//! rest of the body), the payload's shape, then dedupe on the signature
+//! (what it covers: the body) and on `Linear-Delivery`, claimed on disk
+//! before the answer (so a replay stays a replay, whatever header it
+//! carries, across restarts). The request is answered at once; the run and the comments
 //! happen in the background, and a comment that fails is noted on the run
 //! without affecting it.
 
@@ -113,10 +114,14 @@ async fn receive(
         }
     };
 
-    // Linear names each delivery; a sender that does not is deduped on the
-    // signature, which is unique per body (and the body carries its time).
-    let key = match header_str(&headers, linear::DELIVERY_HEADER).map(str::trim) {
-        Some(id) if !id.is_empty() && id.len() <= MAX_DELIVERY_ID => format!("delivery:{id}"),
+    // Deduped on what the signature covers (the body, which carries its
+    // time): the same signed body is one delivery whatever header comes
+    // with it. The `Linear-Delivery` id is claimed too, when there is one.
+    let mut keys = vec![format!("signature:{}", signature.unwrap_or_default())];
+    match header_str(&headers, linear::DELIVERY_HEADER).map(str::trim) {
+        Some(id) if !id.is_empty() && id.len() <= MAX_DELIVERY_ID => {
+            keys.push(format!("delivery:{id}"));
+        }
         Some(_) => {
             metrics.webhook(SOURCE, "malformed");
             return plain(
@@ -124,16 +129,21 @@ async fn receive(
                 &format!("malformed header {}", linear::DELIVERY_HEADER),
             );
         }
-        None => format!("signature:{}", signature.unwrap_or_default()),
-    };
-    match d.claim_delivery(SOURCE, &key, DEDUPE_TTL_SECS) {
+        None => {}
+    }
+    let meta = json!({ "signature": signature });
+    match d
+        .claim_delivery(SOURCE, &keys, DEDUPE_TTL_SECS, &meta, &body)
+        .await
+    {
         Ok(true) => {}
         Ok(false) => {
             metrics.webhook(SOURCE, "duplicate");
             return plain(StatusCode::OK, "duplicate delivery: already handled");
         }
         Err(e) => {
-            tracing::error!(error = %e, "could not record a delivery");
+            metrics.webhook(SOURCE, "store_error");
+            tracing::error!(error = %format!("{e:#}"), "could not record a delivery");
             return plain(StatusCode::SERVICE_UNAVAILABLE, "try again");
         }
     }
@@ -142,10 +152,12 @@ async fn receive(
         url: linear_config.api_url.clone(),
         authorization: authorization(&api_key),
     };
+    let delivery = format!("{SOURCE}:{}", keys[0]);
     match linear::route(&webhook, &config) {
         Decision::Ignore(reason) => {
             tracing::debug!(%reason, kind = %webhook.kind, action = %webhook.action, "Linear webhook ignored");
             metrics.webhook(SOURCE, "ignored");
+            d.runner.finish_delivery(Some(&delivery));
             plain(StatusCode::OK, &format!("ignored: {reason}"))
         }
         Decision::Reply(text) => {
@@ -158,29 +170,90 @@ async fn receive(
                     }
                 });
             }
+            d.runner.finish_delivery(Some(&delivery));
             plain(StatusCode::OK, "no run: the person is not a member")
         }
         Decision::Run(event) => {
-            metrics.webhook(SOURCE, "accepted");
-            let replier = issue_of(&webhook).map(|issue| {
-                Arc::new(LinearReplier::new(api, issue, event.agent.clone())) as Arc<dyn Replier>
-            });
-            let req = RunRequest {
-                agent: event.agent,
-                kind: event.kind,
-                initiator: event.initiator,
-                prompt: event.prompt,
-                source: event.source,
-            };
-            // A refusal (a full queue, a shutdown) is recorded and told on
-            // the issue; a retry would find the delivery claimed, so it is
-            // still answered 200.
-            match d.runner.submit(req, replier) {
-                Ok(()) => plain(StatusCode::OK, "run queued"),
-                Err(busy) => plain(StatusCode::OK, &format!("run refused: {busy}")),
+            let (req, replier) = run_request(event, &webhook, api, delivery);
+            // Not queued (a full queue, a shutdown): the claim is given
+            // back and Linear, answered 503, retries the delivery.
+            match d.runner.offer(req, replier, None) {
+                Ok(()) => {
+                    metrics.webhook(SOURCE, "accepted");
+                    plain(StatusCode::OK, "run queued")
+                }
+                Err(refused) => {
+                    let busy = &refused.0;
+                    metrics.webhook(SOURCE, "refused");
+                    if let Err(e) = d.release_delivery(SOURCE, &keys).await {
+                        tracing::error!(error = %format!("{e:#}"), "could not release a delivery; its retry will be taken for a duplicate");
+                    }
+                    plain(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        &format!("run not queued: {busy}; try again later"),
+                    )
+                }
             }
         }
     }
+}
+
+/// The run an event asks for, answered with comments on its issue.
+fn run_request(
+    event: supervisor_triggers::TriggerEvent,
+    webhook: &LinearWebhook,
+    api: Api,
+    delivery: String,
+) -> (RunRequest, Option<Arc<dyn Replier>>) {
+    let replier = issue_of(webhook).map(|issue| {
+        Arc::new(LinearReplier::new(api, issue, event.agent.clone())) as Arc<dyn Replier>
+    });
+    let req = RunRequest {
+        agent: event.agent,
+        kind: event.kind,
+        initiator: event.initiator,
+        prompt: event.prompt,
+        source: event.source,
+        delivery: Some(delivery),
+    };
+    (req, replier)
+}
+
+/// Takes up a delivery answered by a daemon that died before its run was
+/// recorded: its signature checked again (its age aside), routed, queued.
+/// Linear was answered already, so a full queue records a refusal.
+pub(super) fn resume(
+    d: &Arc<Daemon>,
+    key: &str,
+    meta: &serde_json::Value,
+    body: &[u8],
+) -> Result<(), String> {
+    let config = d.config();
+    let credentials = d.credentials();
+    let (Some(linear_config), Some(secret), Some(api_key)) = (
+        config.linear.as_ref(),
+        credentials.linear_webhook_secret.as_ref(),
+        credentials.linear_api_key.as_ref(),
+    ) else {
+        return Err("Linear is no longer configured".into());
+    };
+    linear::verify(
+        secret.expose_secret().as_bytes(),
+        meta["signature"].as_str(),
+        body,
+    )
+    .map_err(|e| format!("it no longer verifies: {e}"))?;
+    let webhook = linear::parse(body).map_err(|e| e.to_string())?;
+    let Decision::Run(event) = linear::route(&webhook, &config) else {
+        return Err("it asks for no run".into());
+    };
+    let api = Api {
+        url: linear_config.api_url.clone(),
+        authorization: authorization(api_key),
+    };
+    let (req, replier) = run_request(event, &webhook, api, format!("{SOURCE}:{key}"));
+    let _ = d.runner.submit(req, replier);
+    Ok(())
 }
 
 /// The issue a webhook is about: the issue itself, or a comment's issue.

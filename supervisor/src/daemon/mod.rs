@@ -17,6 +17,7 @@ mod linear;
 mod metrics;
 mod notify;
 pub mod peer;
+mod resume;
 pub mod runner;
 mod schedule;
 mod session;
@@ -30,6 +31,7 @@ use anyhow::{Context as _, Result};
 use secrecy::SecretString;
 use serde_json::json;
 use supervisor_config::Config;
+use supervisor_store::Deliveries;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::cli::Global;
@@ -89,6 +91,9 @@ pub struct Daemon {
     pub runner: Arc<Runner>,
     pub started: Instant,
     config: Mutex<(Arc<Config>, Arc<Credentials>)>,
+    /// Claimed deliveries, in their own database file (see
+    /// `supervisor_store::Deliveries`); used only on blocking threads.
+    deliveries: Arc<Mutex<Deliveries>>,
 }
 
 impl Daemon {
@@ -108,11 +113,44 @@ impl Daemon {
             .clone()
     }
 
-    /// Records a delivery as handled; `false` when it was seen within `ttl_secs`.
-    pub fn claim_delivery(&self, source: &str, key: &str, ttl_secs: u64) -> Result<bool> {
-        let engine = self.runner.engine();
-        let mut store = engine.store.lock().unwrap_or_else(|p| p.into_inner());
-        Ok(store.claim_delivery(source, key, chrono::Utc::now().timestamp(), ttl_secs as i64)?)
+    /// Claims a delivery known by `keys` (on disk when this returns), with
+    /// its work (the verified body, and `meta` to check it again) kept until
+    /// its run is recorded; `false` when one of the keys was claimed within
+    /// `ttl_secs`. Runs on a blocking thread, never on the caller's.
+    pub async fn claim_delivery(
+        &self,
+        source: &str,
+        keys: &[String],
+        ttl_secs: u64,
+        meta: &serde_json::Value,
+        body: &axum::body::Bytes,
+    ) -> Result<bool> {
+        let (deliveries, source, keys) =
+            (self.deliveries.clone(), source.to_owned(), keys.to_vec());
+        let (meta, body) = (meta.to_string(), body.clone());
+        tokio::task::spawn_blocking(move || {
+            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+            let mut d = deliveries.lock().unwrap_or_else(|p| p.into_inner());
+            let now = chrono::Utc::now().timestamp();
+            d.claim_work(&source, &keys, now, ttl_secs as i64, &meta, &body)
+        })
+        .await
+        .context("the delivery claim did not finish")?
+        .map_err(Into::into)
+    }
+
+    /// Gives a claim back, so that the sender's retry is accepted.
+    pub async fn release_delivery(&self, source: &str, keys: &[String]) -> Result<()> {
+        let (deliveries, source, keys) =
+            (self.deliveries.clone(), source.to_owned(), keys.to_vec());
+        tokio::task::spawn_blocking(move || {
+            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+            let mut d = deliveries.lock().unwrap_or_else(|p| p.into_inner());
+            d.release(&source, &keys)
+        })
+        .await
+        .context("the delivery release did not finish")?
+        .map_err(Into::into)
     }
 
     /// Each schedule with its next firing, for `/healthz`.
@@ -153,6 +191,14 @@ async fn run(global: &Global, ctx: Context) -> Result<()> {
     crate::reaper::become_subreaper().context("becoming the reaper of agents' orphans")?;
     tokio::spawn(reap_orphans());
     let mut store = ctx.store(true)?;
+    let mut deliveries = Deliveries::open(&ctx.state_dir)?;
+    let taken = deliveries.take_over(&mut store)?;
+    if taken > 0 {
+        tracing::info!(
+            claims = taken,
+            "delivery claims moved to their own database"
+        );
+    }
     let lost = store.mark_lost_runs(process_alive)?;
     if !lost.is_empty() {
         tracing::warn!(runs = ?lost, "runs left running by a previous supervisor are now marked lost");
@@ -165,12 +211,21 @@ async fn run(global: &Global, ctx: Context) -> Result<()> {
         state_dir: ctx.state_dir.clone(),
         store: Arc::new(Mutex::new(store)),
     };
-    let runner = Runner::new(engine.clone(), Arc::new(Metrics::default()));
+    let deliveries = Arc::new(Mutex::new(deliveries));
+    let runner = Runner::new(
+        engine.clone(),
+        Arc::new(Metrics::default()),
+        Some(deliveries.clone()),
+    );
     let daemon = Arc::new(Daemon {
         runner: runner.clone(),
         started: Instant::now(),
         config: Mutex::new((config.clone(), credentials)),
+        deliveries,
     });
+    // Deliveries answered by a daemon that died before their runs were
+    // recorded: taken up again before anything new is accepted.
+    resume::pending(&daemon).await;
 
     let server = &config.server;
     let socket = match control::socket_path(server.control_socket.as_deref()) {

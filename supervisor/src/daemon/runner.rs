@@ -10,7 +10,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use supervisor_store::{RunRecord, RunStatus};
+use supervisor_store::{Deliveries, RunRecord, RunStatus};
 use tokio::runtime::Handle;
 use tokio::sync::{Semaphore, mpsc, watch};
 
@@ -73,11 +73,18 @@ pub struct Runner {
     /// The runtime runs go to, whichever thread submits them (the HTTP
     /// listener has a runtime of its own).
     runtime: Handle,
+    /// Claimed deliveries: a run's work is dropped from them once the run
+    /// is recorded.
+    deliveries: Option<Arc<Mutex<Deliveries>>>,
 }
 
 impl Runner {
     /// Must be called inside the runtime that is to run the runs.
-    pub fn new(engine: Engine, metrics: Arc<Metrics>) -> Arc<Runner> {
+    pub fn new(
+        engine: Engine,
+        metrics: Arc<Metrics>,
+        deliveries: Option<Arc<Mutex<Deliveries>>>,
+    ) -> Arc<Runner> {
         let server = &engine.config.server;
         Arc::new(Runner {
             global: Arc::new(Semaphore::new(server.max_concurrent_runs as usize)),
@@ -89,7 +96,26 @@ impl Runner {
             active: watch::Sender::new(0),
             metrics,
             runtime: Handle::current(),
+            deliveries,
         })
+    }
+
+    /// The run (or the refusal) that `delivery` (`<source>:<key>`) promised
+    /// is recorded: its work is dropped from the claims, on a blocking thread.
+    pub fn finish_delivery(&self, delivery: Option<&str>) {
+        let (Some(deliveries), Some((source, key))) = (
+            self.deliveries.clone(),
+            delivery.and_then(|d| d.split_once(':')),
+        ) else {
+            return;
+        };
+        let (source, key) = (source.to_owned(), key.to_owned());
+        self.runtime.spawn_blocking(move || {
+            let mut d = deliveries.lock().unwrap_or_else(|p| p.into_inner());
+            if let Err(e) = d.finish(&source, &key) {
+                tracing::error!(%source, error = %e, "could not mark a delivery done; a restart would take it up again and find its run");
+            }
+        });
     }
 
     /// The engine as of the last (re)load.
@@ -135,17 +161,44 @@ impl Runner {
         req: RunRequest,
         replier: Option<Arc<dyn Replier>>,
     ) -> Result<(), Busy> {
-        self.submit_attached(req, replier, None)
+        match self.offer(req, replier, None) {
+            Ok(()) => Ok(()),
+            Err(refused) => {
+                let (busy, req, replier) = *refused;
+                self.refuse(&req, busy.to_string(), replier);
+                Err(busy)
+            }
+        }
     }
 
     /// [`Runner::submit`] for a run a client follows (a `cli` run through
-    /// the control socket).
+    /// the control socket). A refusal reaches the client through `replier`.
     pub fn submit_attached(
+        self: &Arc<Self>,
+        req: RunRequest,
+        replier: Arc<dyn Replier>,
+        attach: Attach,
+    ) -> Result<(), Busy> {
+        match self.offer(req, Some(replier), Some(attach)) {
+            Ok(()) => Ok(()),
+            Err(refused) => {
+                let (busy, req, replier) = *refused;
+                self.refuse(&req, busy.to_string(), replier);
+                Err(busy)
+            }
+        }
+    }
+
+    /// Queues a run like [`Runner::submit`], but a refusal is handed back
+    /// unrecorded, for a caller that has the sender retry instead (the run
+    /// is then recorded once, when the retry is queued).
+    #[allow(clippy::type_complexity)]
+    pub fn offer(
         self: &Arc<Self>,
         req: RunRequest,
         replier: Option<Arc<dyn Replier>>,
         attach: Option<Attach>,
-    ) -> Result<(), Busy> {
+    ) -> Result<(), Box<(Busy, RunRequest, Option<Arc<dyn Replier>>)>> {
         let refusal = if *self.phase.borrow() != Phase::Accepting {
             Some(Busy::ShuttingDown)
         } else {
@@ -158,8 +211,7 @@ impl Runner {
             }
         };
         if let Some(busy) = refusal {
-            self.refuse(&req, busy.to_string(), replier);
-            return Err(busy);
+            return Err(Box::new((busy, req, replier)));
         }
         self.metrics
             .queued
@@ -173,25 +225,45 @@ impl Runner {
         Ok(())
     }
 
+    /// Records a refusal on a blocking thread of the runs' runtime (never
+    /// the caller's, which may be the HTTP listener), then tells the replier.
     fn refuse(
         self: &Arc<Self>,
         req: &RunRequest,
         reason: String,
         replier: Option<Arc<dyn Replier>>,
     ) {
+        let (me, req) = (self.clone(), req.clone());
+        self.runtime
+            .spawn(async move { me.record_refusal(req, reason, replier).await });
+    }
+
+    async fn record_refusal(
+        &self,
+        req: RunRequest,
+        reason: String,
+        replier: Option<Arc<dyn Replier>>,
+    ) {
         tracing::warn!(agent = %req.agent, trigger = %req.kind, %reason, "run refused");
-        match self.engine().record_refusal(req, reason) {
-            Ok(outcome) => {
+        let engine = self.engine();
+        let recorded = {
+            let req = req.clone();
+            tokio::task::spawn_blocking(move || engine.record_refusal(&req, reason)).await
+        };
+        match recorded {
+            Ok(Ok(outcome)) => {
+                self.finish_delivery(req.delivery.as_deref());
                 self.metrics.run_finished(
                     &req.agent,
                     req.kind.as_str(),
                     outcome.record.status.label(),
                 );
                 if let Some(r) = replier {
-                    let me = self.clone();
-                    self.runtime
-                        .spawn(async move { me.reply_finished(r, outcome).await });
+                    self.reply_finished(r, outcome).await;
                 }
+            }
+            Ok(Err(e)) => {
+                tracing::error!(error = %format!("{e:#}"), "could not record a refused run")
             }
             Err(e) => tracing::error!(error = %e, "could not record a refused run"),
         }
@@ -248,7 +320,7 @@ impl Runner {
         let _permits = match permits {
             Ok(p) => p,
             Err(reason) => {
-                self.refuse(&req, reason, replier);
+                self.record_refusal(req, reason, replier).await;
                 return;
             }
         };
@@ -274,9 +346,14 @@ impl Runner {
         }
         let result = engine
             .execute(req.clone(), echo, stop_requested, |record| {
+                self.finish_delivery(req.delivery.as_deref());
                 let _ = started_tx.send(record.clone());
             })
             .await;
+        if result.is_ok() {
+            // Refused inside the engine (no `on_start`): recorded all the same.
+            self.finish_delivery(req.delivery.as_deref());
+        }
         self.metrics.running.fetch_sub(1, Ordering::Relaxed);
         match result {
             Ok(outcome) => {
@@ -304,18 +381,21 @@ impl Runner {
         self.note(&outcome.record.id, failures);
     }
 
+    /// Notes reply failures on the run, on a blocking thread.
     fn note(&self, run: &str, failures: Vec<String>) {
         if failures.is_empty() {
             return;
         }
-        let engine = self.engine();
-        let mut store = engine.store.lock().unwrap_or_else(|p| p.into_inner());
-        for f in failures {
-            tracing::warn!(%run, failure = %f, "reply failed");
-            if let Err(e) = store.note_run(run, &f) {
-                tracing::error!(%run, error = %e, "could not note a reply failure");
+        let (engine, run) = (self.engine(), run.to_owned());
+        self.runtime.spawn_blocking(move || {
+            let mut store = engine.store.lock().unwrap_or_else(|p| p.into_inner());
+            for f in failures {
+                tracing::warn!(%run, failure = %f, "reply failed");
+                if let Err(e) = store.note_run(&run, &f) {
+                    tracing::error!(%run, error = %e, "could not note a reply failure");
+                }
             }
-        }
+        });
     }
 
     /// Stops taking runs, refuses waiting ones, gives running ones `grace`

@@ -76,6 +76,7 @@ async fn fire(schedule: Schedule, cron: CronSchedule, runner: Arc<Runner>) {
             initiator: None,
             prompt: schedule.prompt.clone(),
             source: json!({ "cron": { "schedule": schedule.name, "expression": cron.expression(), "timezone": cron.timezone().name(), "fired_at": next.to_rfc3339() } }),
+            delivery: None,
         };
         match schedule.overlap {
             Overlap::Allow => {

@@ -262,7 +262,7 @@ async fn run(
     // A refusal (a full queue, a shutdown) reaches the follower as the end.
     let _ = daemon
         .runner
-        .submit_attached(req, Some(follower), Some(Attach { output, cancel }));
+        .submit_attached(req, follower, Attach { output, cancel });
 
     // The client's calls, read on a task of their own: reading a frame is
     // not something to abandon halfway when output is ready first.

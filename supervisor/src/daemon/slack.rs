@@ -4,11 +4,14 @@
 //!
 //! Invariants: nothing is parsed before the signature and timestamp check;
 //! a delivery (`event_id`) starts at most one run, also across retries and
-//! daemon restarts: it is claimed in the store before anything starts; the
-//! handler answers without waiting for the store, a run or Slack's Web API
-//! (Slack retries after 3 s), so that claim, routing and the run happen in
-//! the background; a failed reply never changes a run, it is noted on it;
-//! every reply that quotes a run passes that run's redactor.
+//! daemon restarts: it is claimed on disk (in the daemon's own claims
+//! database, which no command locks) before the answer that promises it,
+//! and a claim that fails is answered 503 so that Slack retries; the handler
+//! waits for neither the store, a run nor Slack's Web API (Slack retries
+//! after 3 s): routing and the run happen in the background; a person is
+//! matched by email only within the app's own workspace; a failed reply
+//! never changes a run, it is noted on it; every reply that quotes a run
+//! passes that run's redactor.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -82,8 +85,9 @@ pub fn routes() -> Router<Arc<Daemon>> {
 struct SlackState {
     /// The Web API client, for the API base it was built for.
     client: Mutex<Option<(String, Arc<Client>)>>,
-    /// Profile emails by Slack user id, with when they were looked up.
-    emails: Mutex<HashMap<String, (Option<String>, Instant)>>,
+    /// Profile emails and workspaces by Slack user id, with when they were
+    /// looked up.
+    emails: Mutex<HashMap<String, (Profile, Instant)>>,
     /// Deliveries seen lately, by `event_id`.
     recent: Mutex<HashMap<String, Instant>>,
 }
@@ -138,14 +142,22 @@ impl SlackState {
         })
     }
 
-    /// The profile email of a Slack user, from the cache or `users.info`.
+    /// The profile email of a Slack user, from the cache or `users.info`,
+    /// when that user belongs to `workspace` (the event's own team): a guest
+    /// from another workspace (Slack Connect) may show any email.
     /// Lookup failures are logged and not cached.
-    async fn email_of(&self, api: &SlackApi, user: &str) -> Option<String> {
+    async fn email_of(&self, api: &SlackApi, user: &str, workspace: &str) -> Option<String> {
+        let profile = self.profile_of(api, user).await?;
+        slack::identity_email(workspace, profile.team.as_deref(), profile.email.as_deref())
+            .map(str::to_owned)
+    }
+
+    async fn profile_of(&self, api: &SlackApi, user: &str) -> Option<Profile> {
         {
             let cache = self.emails.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some((email, at)) = cache.get(user) {
+            if let Some((profile, at)) = cache.get(user) {
                 if at.elapsed() < EMAIL_TTL {
-                    return email.clone();
+                    return Some(profile.clone());
                 }
             }
         }
@@ -159,7 +171,7 @@ impl SlackState {
                     }
                 }
                 cache.insert(user.to_owned(), (email.clone(), Instant::now()));
-                email
+                Some(email)
             }
             Err(e) => {
                 tracing::warn!(slack_user = %user, error = %e, "could not look up a Slack user's email");
@@ -235,12 +247,37 @@ async fn receive(
         );
         return plain(StatusCode::OK, "duplicate delivery: already handled");
     }
+    // On disk before the answer that promises the event: a retry that
+    // reaches a restarted daemon (which has forgotten what it answered)
+    // starts nothing, and a claim that fails makes Slack retry.
+    let keys = [mention.event_id.clone()];
+    let meta = serde_json::json!({
+        "timestamp": header_str(&headers, slack::TIMESTAMP_HEADER),
+        "signature": header_str(&headers, slack::SIGNATURE_HEADER),
+    });
+    match d
+        .claim_delivery("slack", &keys, DEDUPE_TTL_SECS, &meta, &body)
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => {
+            metrics.webhook("slack", "duplicate");
+            tracing::debug!(event_id = %mention.event_id, "Slack delivery claimed before a restart");
+            return plain(StatusCode::OK, "duplicate delivery: already handled");
+        }
+        Err(e) => {
+            state.forget(&mention.event_id);
+            metrics.webhook("slack", "store_error");
+            tracing::error!(event_id = %mention.event_id, error = %format!("{e:#}"), "could not claim a Slack delivery; Slack is asked to retry");
+            return plain(StatusCode::SERVICE_UNAVAILABLE, "try again");
+        }
+    }
     let runtime = d.runner.runtime().clone();
     runtime.spawn(handle_mention(d, state, config, credentials, mention));
     plain(StatusCode::OK, "ok")
 }
 
-/// Claims a delivery in the store, then decides and acts on it.
+/// Decides and acts on a claimed delivery.
 async fn handle_mention(
     d: Arc<Daemon>,
     state: Arc<SlackState>,
@@ -248,45 +285,57 @@ async fn handle_mention(
     credentials: Arc<Credentials>,
     mention: Box<Mention>,
 ) {
-    let metrics = &d.runner.metrics;
-    // Before anything starts: a retry that reaches a restarted daemon
-    // (which has forgotten what it answered) must start nothing.
-    let claim = {
-        let d = d.clone();
-        let key = mention.event_id.clone();
-        tokio::task::spawn_blocking(move || d.claim_delivery("slack", &key, DEDUPE_TTL_SECS)).await
-    };
-    match claim {
-        Ok(Ok(true)) => {}
-        Ok(Ok(false)) => {
-            metrics.webhook("slack", "duplicate");
-            tracing::debug!(event_id = %mention.event_id, "Slack delivery claimed before a restart");
-            return;
-        }
-        Ok(Err(e)) => {
-            state.forget(&mention.event_id);
-            metrics.webhook("slack", "store_error");
-            tracing::error!(event_id = %mention.event_id, error = %format!("{e:#}"), "could not claim a Slack delivery; it is dropped");
-            return;
-        }
-        Err(e) => {
-            state.forget(&mention.event_id);
-            metrics.webhook("slack", "store_error");
-            tracing::error!(event_id = %mention.event_id, error = %e, "could not claim a Slack delivery; it is dropped");
-            return;
-        }
-    }
-
     let mut email = None;
     let mut decision = slack::route(&mention, &config, None);
     if needs_email(&mention, &config, &decision) {
         if let (Some(api), Some(user)) = (state.api(&config, credentials), mention.user.as_deref())
         {
-            email = state.email_of(&api, user).await;
+            email = state.email_of(&api, user, &mention.team_id).await;
             decision = slack::route(&mention, &config, email.as_deref());
         }
     }
+    if !matches!(decision, Decision::Run(_)) {
+        d.runner.finish_delivery(Some(&delivery_of(&mention)));
+    }
     act(&d, &state, &config, &mention, email.as_deref(), decision);
+}
+
+/// How runs name the delivery they answer.
+fn delivery_of(mention: &Mention) -> String {
+    format!("slack:{}", mention.event_id)
+}
+
+/// Takes up a delivery answered by a daemon that died before its run was
+/// recorded: its signature checked again (its age aside), then decided and
+/// acted on as when it arrived.
+pub(super) fn resume(d: &Arc<Daemon>, meta: &serde_json::Value, body: &[u8]) -> Result<(), String> {
+    let config = d.config();
+    let credentials = d.credentials();
+    let Some(secret) = credentials.slack_signing_secret.as_ref() else {
+        return Err("Slack is no longer configured".into());
+    };
+    let timestamp = meta["timestamp"].as_str();
+    let signed_at = timestamp.and_then(|t| t.parse().ok()).unwrap_or(0);
+    slack::verify(
+        secret.expose_secret().as_bytes(),
+        timestamp,
+        meta["signature"].as_str(),
+        body,
+        signed_at,
+    )
+    .map_err(|e| format!("it no longer verifies: {e}"))?;
+    let Ok(SlackRequest::AppMention(mention)) = slack::parse(body) else {
+        return Err("it is not a mention".into());
+    };
+    let state = Arc::new(SlackState::default());
+    d.runner.runtime().spawn(handle_mention(
+        d.clone(),
+        state,
+        config,
+        credentials,
+        mention,
+    ));
+    Ok(())
 }
 
 /// Whether the mention's author maps to no member by Slack id while some
@@ -393,6 +442,7 @@ fn start(
         initiator: event.initiator,
         prompt: event.prompt,
         source: event.source,
+        delivery: Some(delivery_of(mention)),
     };
     match d.runner.submit(req, replier) {
         Ok(()) => metrics.webhook("slack", "accepted"),
@@ -458,8 +508,8 @@ impl SlackApi {
     }
 
     /// `users.info`: the profile email (`None` for a deleted user or a
-    /// profile without one).
-    async fn user_email(&self, user: &str) -> Result<Option<String>, String> {
+    /// profile without one) and the user's workspace.
+    async fn user_email(&self, user: &str) -> Result<Profile, String> {
         let token = self.token()?;
         let req = SlackApiUsersInfoRequest::new(user.into());
         let (client, token, req) = (&self.client, &token, &req);
@@ -467,16 +517,26 @@ impl SlackApi {
             client.open_session(token).users_info(req).await
         })
         .await?;
+        let team = res.user.team_id.as_ref().map(|t| t.0.clone());
         if res.user.deleted == Some(true) {
-            return Ok(None);
+            return Ok(Profile { email: None, team });
         }
-        Ok(res
+        let email = res
             .user
             .profile
             .and_then(|p| p.email)
             .map(|e| e.0)
-            .filter(|e| !e.trim().is_empty()))
+            .filter(|e| !e.trim().is_empty());
+        Ok(Profile { email, team })
     }
+}
+
+/// What `users.info` says about a user that identity rests on.
+#[derive(Clone)]
+struct Profile {
+    email: Option<String>,
+    /// The user's own workspace (`team_id`).
+    team: Option<String>,
 }
 
 /// Calls the Web API, waiting out HTTP 429 a bounded number of times.

@@ -48,6 +48,9 @@ pub struct RunRequest {
     pub prompt: Option<String>,
     /// The run context's `source` object.
     pub source: serde_json::Value,
+    /// The webhook delivery this run answers (`<source>:<key>`), recorded
+    /// in the run's `detail.delivery`, so that a restarted daemon knows it ran.
+    pub delivery: Option<String>,
 }
 
 /// How a run went.
@@ -97,18 +100,56 @@ impl Engine {
         self.store.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Runs `f` with the store on a blocking thread: a write lock that
+    /// another process holds (up to the busy timeout) never stalls an async
+    /// thread, and so never the answers of the daemon's listener. On a
+    /// single-threaded runtime (`supervisor run`, one run and nothing else)
+    /// it runs in place, sparing a thread hand-off per call.
+    async fn with_store<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Store) -> supervisor_store::Result<T> + Send + 'static,
+    ) -> Result<supervisor_store::Result<T>> {
+        let store = self.store.clone();
+        let call = move || f(&mut store.lock().unwrap_or_else(|p| p.into_inner()));
+        if single_threaded() {
+            return Ok(call());
+        }
+        tokio::task::spawn_blocking(call)
+            .await
+            .context("a store call did not finish")
+    }
+
+    /// [`Engine::refuse`] on a blocking thread (see [`Engine::with_store`]).
+    async fn refuse_off_thread(&self, record: RunRecord, reason: String) -> Result<Outcome> {
+        if single_threaded() {
+            return self.refuse(record, reason);
+        }
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || me.refuse(record, reason))
+            .await
+            .context("recording a refusal did not finish")?
+    }
+
     /// The agent and what a run of it would receive, without decrypting anything.
     pub fn plan(&self, req: &RunRequest) -> Result<(Agent, Result<Injection, Refusal>)> {
+        let metadata = self.lock().list_secrets()?;
+        self.decide(req, &metadata)
+    }
+
+    fn decide(
+        &self,
+        req: &RunRequest,
+        metadata: &[supervisor_store::SecretMeta],
+    ) -> Result<(Agent, Result<Injection, Refusal>)> {
         let agent = self.config.agent(&req.agent).cloned().ok_or_else(|| {
             crate::fail::Failure::new(format!("no agent named `{}` in the config", req.agent))
                 .hint(format!("the agents are: {}", self.agent_names()))
         })?;
-        let metadata = self.lock().list_secrets()?;
         let ctx = TriggerContext {
             kind: req.kind,
             initiator: req.initiator.as_deref(),
         };
-        let decision = scope::resolve(&metadata, &agent, &ctx);
+        let decision = scope::resolve(metadata, &agent, &ctx);
         Ok((agent, decision))
     }
 
@@ -130,20 +171,26 @@ impl Engine {
         stop: impl Future<Output = ()>,
         on_start: impl FnOnce(&RunRecord),
     ) -> Result<Outcome> {
-        let (agent, decision) = self.plan(&req)?;
+        let metadata = self.with_store(|s| s.list_secrets()).await??;
+        let (agent, decision) = self.decide(&req, &metadata)?;
         let mut record = new_record(&req);
         let id = record.id.clone();
         let injection = match decision {
             Ok(i) => i,
-            Err(refusal) => return self.refuse(record, refusal.to_string()),
+            Err(refusal) => return self.refuse_off_thread(record, refusal.to_string()).await,
         };
-        // A value that does not open (a row altered or moved by hand) refuses
-        // the run; the error names the secret, never a value.
-        let opened = self.lock().open_secrets(&injection.keys());
+        // A value that does not open (a row altered, moved or restored from
+        // an older copy) refuses the run; the error names the secret, never
+        // a value.
+        let keys = injection.keys();
+        let opened = self.with_store(move |s| s.open_secrets(&keys)).await?;
         let secrets = match opened {
             Ok(s) => s,
-            Err(e @ supervisor_store::StoreError::Tampered { .. }) => {
-                return self.refuse(record, e.to_string());
+            Err(
+                e @ (supervisor_store::StoreError::Tampered { .. }
+                | supervisor_store::StoreError::Evidence(_)),
+            ) => {
+                return self.refuse_off_thread(record, e.to_string()).await;
             }
             Err(e) => return Err(e.into()),
         };
@@ -154,22 +201,27 @@ impl Engine {
             "not_redacted": redactor.too_short(),
             "prompt": req.prompt.as_deref().map(|p| redact_text(&redactor, &truncate(p, 1024))),
         });
+        if let Some(d) = &req.delivery {
+            record.detail["delivery"] = json!(d);
+        }
         let run_as = match &agent.user {
             Some(user) => match RunAs::lookup(user, agent.group.as_deref()) {
                 Ok(r) => Some(r),
-                Err(e) => return self.refuse(record, e.to_string()),
+                Err(e) => return self.refuse_off_thread(record, e.to_string()).await,
             },
             None => None,
         };
-        self.lock().start_run(
-            &record,
-            &json!({
-                "run": id,
-                "agent": agent.name,
-                "trigger": record.trigger,
-                "injected": injection.secrets.iter().map(|s| json!({"name": s.name, "scope": s.scope.kind(), "owner": s.owner, "version": s.version})).collect::<Vec<_>>(),
-            }),
-        )?;
+        // On disk (synced) before the agent starts: the evidence of which
+        // secrets went to which run.
+        let audit = json!({
+            "run": id,
+            "agent": agent.name,
+            "trigger": record.trigger,
+            "injected": injection.secrets.iter().map(|s| json!({"name": s.name, "scope": s.scope.kind(), "owner": s.owner, "version": s.version})).collect::<Vec<_>>(),
+        });
+        let starting = record.clone();
+        self.with_store(move |s| s.start_run(&starting, &audit))
+            .await??;
 
         on_start(&record);
         let home = RunHome::create(&self.state_dir, &id, run_as.as_ref())?;
@@ -197,7 +249,8 @@ impl Engine {
             }
         };
         record.ended_at = Some(supervisor_store::now());
-        self.lock().finish_run(&record)?;
+        let finished = record.clone();
+        self.with_store(move |s| s.finish_run(&finished)).await??;
         Ok(Outcome {
             record,
             tail,
@@ -347,6 +400,12 @@ impl Engine {
     }
 }
 
+/// Whether the current runtime has one thread (nothing else to keep going).
+fn single_threaded() -> bool {
+    tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread)
+}
+
 /// A fresh record for a request: a time-ordered id, nothing decided yet.
 fn new_record(req: &RunRequest) -> RunRecord {
     RunRecord {
@@ -359,7 +418,10 @@ fn new_record(req: &RunRequest) -> RunRecord {
         ended_at: None,
         log_bytes: 0,
         redactions: 0,
-        detail: json!({}),
+        detail: match &req.delivery {
+            Some(d) => json!({ "delivery": d }),
+            None => json!({}),
+        },
     }
 }
 

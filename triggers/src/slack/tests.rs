@@ -460,3 +460,15 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn an_email_identifies_only_a_user_of_the_event_s_own_workspace() {
+    let email = Some("alice@acme.example");
+    assert_eq!(identity_email("T1", Some("T1"), email), email);
+    // A Slack Connect guest from another workspace, or one whose workspace
+    // is unknown, is not matched by the email they show.
+    assert_eq!(identity_email("T1", Some("T9"), email), None);
+    assert_eq!(identity_email("T1", None, email), None);
+    assert_eq!(identity_email("", Some(""), email), None);
+    assert_eq!(identity_email("T1", Some("T1"), None), None);
+}

@@ -1,4 +1,4 @@
-//! `audit_verify`: checks the audit log's hash chain (admins).
+//! `audit_verify`: checks the audit log's keyed chain and its seal (admins).
 
 use anyhow::Result;
 use supervisor_protocol::Reply;
@@ -12,11 +12,29 @@ pub fn handle(engine: &Engine, caller: &Caller) -> Result<Reply> {
     authz::audit(caller, &engine.config)?;
     let verdict = store(engine).audit_verify()?;
     match verdict {
-        AuditVerdict::Intact { entries } => Ok(Reply::AuditIntact { entries }),
+        AuditVerdict::Intact {
+            entries,
+            sealed,
+            keyed_from,
+        } => Ok(Reply::AuditIntact {
+            entries,
+            sealed,
+            keyed_from,
+        }),
         AuditVerdict::Broken { seq, reason } => Err(Failure::new(format!(
             "the audit log is broken at entry {seq}: {reason}"
         ))
         .hint("entries before it are intact; compare with a backup of the store")
+        .into()),
+        AuditVerdict::SealBroken { reason } => Err(Failure::new(format!(
+            "the audit log's entries hold, but {reason}"
+        ))
+        .hint("someone without the master key wrote to the store; compare with a backup of it")
+        .into()),
+        AuditVerdict::SecretRow { reason } => Err(Failure::new(format!(
+            "the audit log holds, but a secret row does not: {reason}"
+        ))
+        .hint("`supervisor secret update` stores a fresh value; runs that would receive it are refused until then")
         .into()),
     }
 }

@@ -37,6 +37,7 @@ pub fn request(
         initiator: Some(me.name.clone()),
         prompt,
         source: json!({ "cli": { "user": caller.user } }),
+        delivery: None,
     })
 }
 

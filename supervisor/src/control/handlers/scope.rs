@@ -45,6 +45,7 @@ fn plan(
         initiator,
         prompt: None,
         source: json!({}),
+        delivery: None,
     };
     let (_, decision) = engine.plan(&req)?;
     let injection = decision.map_err(|r| Failure::new(r.to_string()))?;

@@ -1,0 +1,65 @@
+//! Deliveries that a daemon answered and claimed, but died before their
+//! runs were recorded: at start, before anything new is accepted, each is
+//! checked again against its source's secret and taken up, unless its run
+//! is in the store already (the daemon died between recording the run and
+//! noting so). An answered delivery is thus run once, not zero times.
+
+use std::sync::Arc;
+
+use super::Daemon;
+
+/// Takes up every pending delivery.
+pub async fn pending(d: &Arc<Daemon>) {
+    let deliveries = d.deliveries.clone();
+    let engine = d.runner.engine();
+    let found = tokio::task::spawn_blocking(move || {
+        let pending = deliveries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pending()?;
+        let store = engine.store.lock().unwrap_or_else(|p| p.into_inner());
+        pending
+            .into_iter()
+            .map(|p| {
+                let delivery = format!("{}:{}", p.source, p.key);
+                let ran = store.run_for_delivery(&delivery)?;
+                Ok((p, delivery, ran))
+            })
+            .collect::<supervisor_store::Result<Vec<_>>>()
+    })
+    .await;
+    let found = match found {
+        Ok(Ok(found)) => found,
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "could not read the deliveries left pending");
+            return;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "could not read the deliveries left pending");
+            return;
+        }
+    };
+    for (p, delivery, ran) in found {
+        if let Some(run) = ran {
+            tracing::info!(%delivery, %run, "a pending delivery had its run recorded already");
+            d.runner.finish_delivery(Some(&delivery));
+            continue;
+        }
+        let meta: serde_json::Value = serde_json::from_str(&p.meta).unwrap_or_default();
+        let taken = match p.source.as_str() {
+            "webhook" => super::hooks::resume(d, &p.key, &meta, &p.body),
+            "linear" => super::linear::resume(d, &p.key, &meta, &p.body),
+            "slack" => super::slack::resume(d, &meta, &p.body),
+            other => Err(format!("`{other}` is not a source")),
+        };
+        match taken {
+            Ok(()) => {
+                tracing::warn!(%delivery, "taking up a delivery whose run a previous daemon never recorded")
+            }
+            Err(why) => {
+                tracing::warn!(%delivery, %why, "a pending delivery is dropped");
+                d.runner.finish_delivery(Some(&delivery));
+            }
+        }
+    }
+}
