@@ -13,6 +13,7 @@ mod fail;
 mod logging;
 pub mod redact;
 pub mod run;
+pub mod sandbox;
 pub mod scope;
 pub mod spawn;
 mod when;

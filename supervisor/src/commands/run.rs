@@ -13,13 +13,15 @@ use crate::cli::{RunArgs, ScopeArgs};
 use crate::context::Context;
 use crate::fail::Failure;
 use crate::run::{Echo, Engine, RunRequest};
+use crate::sandbox::Host;
 use crate::scope::{Injection, Refusal};
 
-fn engine(ctx: &Context, unlocked: bool) -> Result<Engine> {
+fn engine(ctx: &Context, unlocked: bool, host: Host) -> Result<Engine> {
     Ok(Engine {
         config: Arc::new(ctx.config.clone()),
         state_dir: ctx.state_dir.clone(),
         store: Arc::new(Mutex::new(ctx.store(unlocked)?)),
+        host: Arc::new(host),
     })
 }
 
@@ -34,7 +36,7 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<u8> {
         source: json!({ "cli": { "user": crate::context::os_user()? } }),
     };
     if args.dry_run {
-        let engine = engine(ctx, false)?;
+        let engine = engine(ctx, false, Host::inert())?;
         let (_, decision) = engine.plan(&req)?;
         return show(decision, args.json).map(|()| 0);
     }
@@ -51,7 +53,24 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<u8> {
         let _entered = runtime.enter();
         interrupted(caught.clone())?
     };
-    let engine = engine(ctx, true)?;
+    let mut host = Host::probe(&ctx.config, &ctx.state_dir, &ctx.key_file, false);
+    if host.cgroups.root().is_none() {
+        // One run per process: whatever the agent leaves behind becomes ours
+        // to find and kill, even after a double fork.
+        host.adopts_orphans = crate::spawn::adopt_orphans().is_ok();
+    }
+    let engine = engine(ctx, true, host)?;
+    {
+        let mut store = engine.store.lock().unwrap_or_else(|p| p.into_inner());
+        let lost =
+            crate::run::recover::recover(&mut store, &engine.state_dir, &engine.host.cgroups)?;
+        if !lost.is_empty() {
+            eprintln!(
+                "note: {} run(s) of a supervisor that died are now marked lost",
+                lost.len()
+            );
+        }
+    }
     let outcome = runtime.block_on(engine.execute(req, Echo::Terminal, stop, |_| {}))?;
     let record = &outcome.record;
     if let RunStatus::Rejected { reason } = &record.status {
@@ -119,7 +138,7 @@ pub fn scope(ctx: &Context, args: &ScopeArgs) -> Result<u8> {
             args.trigger
         );
     }
-    let engine = engine(ctx, false)?;
+    let engine = engine(ctx, false, Host::inert())?;
     let req = RunRequest {
         agent: args.agent.clone(),
         kind: args.trigger,
