@@ -132,6 +132,13 @@ pub(super) fn enter(report: RawFd, plan: &NamespacePlan) -> io::Result<()> {
         libc::unshare(plan.flags)
     })?;
     if let Some((uid_line, gid_line)) = &plan.maps {
+        // The supervisor made itself undumpable, which hands /proc/self to root;
+        // the maps must be written by their owner. Exec would make the agent
+        // dumpable anyway, and the owner of the new user namespace (this uid)
+        // may trace it from now on whatever this flag says.
+        // SAFETY: prctl(2) with integer arguments only.
+        let ret = unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1 as libc::c_ulong, 0, 0, 0) };
+        check(report, Step::IdMap, ret)?;
         write_file(report, c"/proc/self/setgroups", b"deny")?;
         write_file(report, c"/proc/self/uid_map", uid_line)?;
         write_file(report, c"/proc/self/gid_map", gid_line)?;
