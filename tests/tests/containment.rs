@@ -140,6 +140,23 @@ fn the_daemon_does_not_wait_for_an_escaped_pipe_holder() {
     std::fs::write(team.path().join("hook-secret"), "hook-secret-value-1").unwrap();
     team.cmd(&["init"]).ok();
     let mut daemon = team.serve();
+    // Where no cgroup is used, the daemon says so and why.
+    let health = daemon.get("/healthz").json();
+    assert_eq!(health["containment"]["cgroup"]["mode"], "none", "{health}");
+    assert!(
+        health["containment"]["cgroup"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("turned off"),
+        "{health}"
+    );
+    assert!(
+        daemon
+            .log()
+            .contains("containment: cgroup    none: turned off"),
+        "{}",
+        daemon.log()
+    );
     let body = b"{}";
     let started = Instant::now();
     let r = daemon.post(
@@ -403,4 +420,34 @@ fn a_killed_daemon_leaves_nothing_after_the_next_start() {
         assert!(cg.runs().is_empty(), "{:?}", cg.runs());
     }
     daemon.stop(Duration::from_secs(10));
+}
+
+/// An agent whose policy would reach the state directory is refused by
+/// `config check`, by `serve` at start, and by its runs, each naming it.
+#[test]
+fn serve_run_and_config_check_refuse_an_agent_that_could_reach_the_state() {
+    let team = Team::new("");
+    let config = format!(
+        "{}[[agents]]\nname = \"greedy\"\ncommand = [\"/bin/true\"]\nwrite = [{}]\n",
+        server_section(""),
+        serde_json::to_string(&team.state_dir().join("runs").to_string_lossy()).unwrap()
+    );
+    std::fs::create_dir_all(team.state_dir().join("runs")).unwrap();
+    team.write_config("supervisor.toml", "alice", &config);
+    let check = team.cmd(&["config", "check"]);
+    assert_eq!(check.code, Some(1), "{check}");
+    assert!(
+        check.stderr.contains("agent `greedy`: `write` entry"),
+        "{check}"
+    );
+    let run = team.cmd(&["run", "greedy"]);
+    assert_eq!(run.code, Some(125), "{run}");
+    assert!(run.stderr.contains("agent `greedy`"), "{run}");
+    assert_eq!(team.last_run()["status"], "rejected");
+    let serve = team.serve_command().stdin(Stdio::null()).output().unwrap();
+    assert_eq!(serve.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&serve.stderr).contains("agent `greedy`"),
+        "{serve:?}"
+    );
 }

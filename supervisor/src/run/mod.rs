@@ -149,7 +149,7 @@ impl Engine {
                 eprintln!("warning: {w}");
             }
         }
-        if let Some(reason) = &contain.refusal {
+        if let Some(reason) = contain.refusal.as_ref().or(contain.unavailable.as_ref()) {
             return self.refuse(record, reason.clone());
         }
         // A value that does not open (a row altered or moved by hand) refuses

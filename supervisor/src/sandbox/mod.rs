@@ -205,8 +205,11 @@ pub struct AgentPlan {
     /// It runs as root: every capability and the bounding set are emptied.
     pub drop_caps: bool,
     pub limits: Vec<LimitState>,
-    /// Why its runs are refused on this host.
+    /// Why its runs are refused on this host (also by `config check` and `serve`).
     pub refusal: Option<String>,
+    /// Why its runs are refused for now: its account does not exist (yet).
+    /// `config check` and `serve` only warn, since accounts come and go.
+    pub unavailable: Option<String>,
     pub warnings: Vec<String>,
 }
 
@@ -259,6 +262,7 @@ pub fn plan(agent: &Agent, config: &Config, host: &Host) -> AgentPlan {
         }
         (None, None) => None,
     };
+    let mut unavailable = None;
     let run_as = match &user {
         Some(u) if !host.can_switch_users => {
             refusals.push(format!(
@@ -269,7 +273,9 @@ pub fn plan(agent: &Agent, config: &Config, host: &Host) -> AgentPlan {
         Some(u) => match RunAs::lookup(u, agent.group.as_deref()) {
             Ok(r) => Some(r),
             Err(e) => {
-                refusals.push(format!("agent `{name}`: {e}"));
+                let why = format!("agent `{name}` runs as `{u}`: {e}");
+                warnings.push(format!("{why}; its runs are refused until it exists"));
+                unavailable = Some(why);
                 None
             }
         },
@@ -320,7 +326,7 @@ pub fn plan(agent: &Agent, config: &Config, host: &Host) -> AgentPlan {
         ));
     }
     let contained = other_uid || (landlock.is_some() && (cover || declares_policy));
-    if !contained {
+    if !contained && unavailable.is_none() {
         if policy.allow_unconfined {
             warnings.push(format!(
                 "agent `{name}` runs unconfined (allow_unconfined = true): it could read the master key and the store"
@@ -360,6 +366,7 @@ pub fn plan(agent: &Agent, config: &Config, host: &Host) -> AgentPlan {
         drop_caps: uid == 0 && host.euid == 0,
         limits,
         refusal: (!refusals.is_empty()).then(|| refusals.join("; ")),
+        unavailable,
         warnings,
     }
 }

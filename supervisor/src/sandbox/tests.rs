@@ -100,6 +100,23 @@ fn another_user_suffices_and_root_agents_lose_their_capabilities() {
 }
 
 #[test]
+fn an_account_that_does_not_exist_refuses_runs_but_only_warns_at_check() {
+    let c = config(&format!("{PLAIN}user = \"no-such-user-3f9a\"\n"));
+    let p = plan(&c.agents[0], &c, &host(0, false, false));
+    assert!(p.refusal.is_none(), "{:?}", p.refusal);
+    assert!(
+        p.unavailable
+            .unwrap()
+            .contains("no such user: no-such-user-3f9a")
+    );
+    assert!(
+        p.warnings
+            .iter()
+            .any(|w| w.contains("refused until it exists"))
+    );
+}
+
+#[test]
 fn lists_and_working_dirs_inside_hidden_paths_are_refused() {
     let c = config(&format!(
         "{PLAIN}write = [\"/var/lib/supervisor/runs\"]\nworking_dir = \"/var/lib/supervisor\"\n"
