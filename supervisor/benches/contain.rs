@@ -67,7 +67,7 @@ fn main() {
     std::fs::write(state.join("master.key"), "k").unwrap();
     let cg_dir = supervisor_tests::cgroup::TestCgroup::create("bench");
     let cgroup = cg_dir.as_ref().and_then(|d| {
-        Cgroups::detect(&CgroupSetting::Root(d.path.clone()), false)
+        Cgroups::detect(&CgroupSetting::Root(d.path.clone()), false, true)
             .root()
             .cloned()
     });

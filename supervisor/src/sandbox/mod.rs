@@ -43,7 +43,11 @@ impl Host {
     pub fn probe(config: &Config, state_dir: &Path, key_file: &Path, daemon: bool) -> Host {
         let euid = nix::unistd::geteuid().as_raw();
         Host {
-            cgroups: Cgroups::detect(&config.sandbox.cgroup, daemon),
+            cgroups: Cgroups::detect(
+                &config.sandbox.cgroup,
+                daemon,
+                config.agents.iter().any(|a| !a.policy.limits.is_empty()),
+            ),
             landlock: crate::spawn::landlock::abi(),
             namespaces: namespace::probe(),
             euid,

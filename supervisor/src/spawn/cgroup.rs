@@ -33,6 +33,8 @@ pub struct CgroupRoot {
     pub delegated: bool,
     /// Controllers enabled for the runs (a subset of memory, pids, cpu).
     pub controllers: Vec<String>,
+    /// Controllers the kernel offers here, enabled or not.
+    pub offered: Vec<String>,
 }
 
 /// The outcome of looking for a cgroup subtree at start.
@@ -47,11 +49,15 @@ impl Cgroups {
     /// Finds (and prepares) the subtree the config asks for. `auto` looks for a
     /// delegated cgroup only when `may_delegate` (the daemon): a CLI moving itself
     /// around its user's session cgroup would disturb it.
-    pub fn detect(setting: &CgroupSetting, may_delegate: bool) -> Cgroups {
+    ///
+    /// In a delegated cgroup controllers are enabled only when `limits` (some
+    /// agent has limits): under systemd before v254 a cgroup that hands
+    /// controllers to its children cannot take the unit's reload command.
+    pub fn detect(setting: &CgroupSetting, may_delegate: bool, limits: bool) -> Cgroups {
         let result = match setting {
             CgroupSetting::Off => Err("turned off in the config ([sandbox] cgroup = \"off\")".into()),
             CgroupSetting::Root(path) => configured(path),
-            CgroupSetting::Auto if may_delegate => delegated(),
+            CgroupSetting::Auto if may_delegate => delegated(limits),
             CgroupSetting::Auto => Err("`supervisor run` makes cgroups only below a configured root ([sandbox] cgroup = \"<a directory below the cgroup v2 mount>\")".into()),
         };
         match result {
@@ -140,11 +146,11 @@ fn configured(path: &Path) -> Result<CgroupRoot, String> {
             path.display()
         ));
     }
-    Ok(prepare(path, false))
+    Ok(prepare(path, false, true))
 }
 
 /// `auto`: the cgroup systemd delegated to this service, if it did.
-fn delegated() -> Result<CgroupRoot, String> {
+fn delegated(limits: bool) -> Result<CgroupRoot, String> {
     const HINT: &str = "under systemd set Delegate=yes in the unit; elsewhere set [sandbox] cgroup = \"<a directory below the cgroup v2 mount>\"";
     let mount = mount_point()?;
     let own = own_cgroup(&read(Path::new("/proc/self/cgroup"))?)
@@ -184,7 +190,7 @@ fn delegated() -> Result<CgroupRoot, String> {
             leaf.display()
         ));
     }
-    Ok(prepare(&dir, true))
+    Ok(prepare(&dir, true, limits))
 }
 
 /// systemd marks a delegated cgroup with the `user.delegate` (v254 and later) or
@@ -220,19 +226,26 @@ fn xattr_is_one(dir: &Path, name: &str) -> bool {
     n > 0 && &buf[..n as usize] == b"1"
 }
 
-/// Enables, for the runs below `path`, each of the controllers `path` offers.
-fn prepare(path: &Path, delegated: bool) -> CgroupRoot {
-    let offered = fs::read_to_string(path.join("cgroup.controllers")).unwrap_or_default();
-    let controllers = CONTROLLERS
+/// Enables (when `enable`), for the runs below `path`, each of the controllers
+/// `path` offers.
+fn prepare(path: &Path, delegated: bool, enable: bool) -> CgroupRoot {
+    let text = fs::read_to_string(path.join("cgroup.controllers")).unwrap_or_default();
+    let offered: Vec<String> = CONTROLLERS
         .iter()
-        .filter(|c| offered.split_whitespace().any(|o| o == **c))
-        .filter(|c| write_str(&path.join("cgroup.subtree_control"), &format!("+{c}")).is_ok())
+        .filter(|c| text.split_whitespace().any(|o| o == **c))
         .map(|c| (*c).to_owned())
+        .collect();
+    let controllers = offered
+        .iter()
+        .filter(|_| enable)
+        .filter(|c| write_str(&path.join("cgroup.subtree_control"), &format!("+{c}")).is_ok())
+        .cloned()
         .collect();
     CgroupRoot {
         path: path.to_owned(),
         delegated,
         controllers,
+        offered,
     }
 }
 
@@ -301,10 +314,17 @@ impl CgroupRoot {
                 name,
                 value: shown,
                 not_applied: (!self.controllers.iter().any(|c| c == controller)).then(|| {
-                    format!(
-                        "the {controller} controller is not available in {} (cgroup v2 offers it only where the kernel and the parent cgroups do; under a hybrid layout it may be bound to cgroup v1)",
-                        self.path.display()
-                    )
+                    if self.offered.iter().any(|c| c == controller) {
+                        format!(
+                            "the {controller} controller was not enabled in {} (the daemon enables controllers at start when an agent has limits: restart it)",
+                            self.path.display()
+                        )
+                    } else {
+                        format!(
+                            "the {controller} controller is not available in {} (cgroup v2 offers it only where the kernel and the parent cgroups do; under a hybrid layout it may be bound to cgroup v1)",
+                            self.path.display()
+                        )
+                    }
                 }),
             })
             .collect()
@@ -480,7 +500,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join("cgroup.controllers"), offered).unwrap();
         fs::write(dir.path().join("cgroup.subtree_control"), "").unwrap();
-        let root = prepare(dir.path(), false);
+        let root = prepare(dir.path(), false, true);
         (dir, root)
     }
 
@@ -488,6 +508,16 @@ mod tests {
     fn limits_are_written_where_the_controller_is_offered_and_reported_where_not() {
         let (_dir, root) = fake_root("cpuset cpu io memory hugetlb");
         assert_eq!(root.controllers, ["memory", "cpu"]);
+        let lazy = prepare(&root.path, true, false);
+        assert!(lazy.controllers.is_empty());
+        let why = lazy.check_limits(&Limits {
+            memory_max: Some(1 << 30),
+            ..Limits::default()
+        });
+        assert!(
+            why[0].not_applied.as_ref().unwrap().contains("restart it"),
+            "{why:?}"
+        );
         let run = root.create_run("r1").unwrap_err();
         // A plain directory has no cgroup.procs: making a run fails cleanly.
         assert_eq!(run.kind(), io::ErrorKind::NotFound);
