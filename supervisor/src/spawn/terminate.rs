@@ -39,7 +39,13 @@ impl Tracked {
     /// Sends `sig` to the agent's group and to every member of its cgroup.
     pub fn signal(&self, sig: Signal) {
         let mut denied = Vec::new();
-        match signal_group(self.pgid, sig) {
+        // 0: the spawn failed, there is no group (its cgroup may still hold something).
+        let group = if self.pgid > 0 {
+            signal_group(self.pgid, sig)
+        } else {
+            Ok(())
+        };
+        match group {
             Err(e) if e.raw_os_error() == Some(libc::EPERM) => denied.push(-self.pgid),
             Err(e) => {
                 tracing::warn!(pgid = self.pgid, error = %e, "could not signal a run's process group")

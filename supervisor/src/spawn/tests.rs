@@ -841,3 +841,25 @@ async fn no_network_leaves_only_a_loopback_of_its_own() {
     assert!(!out.contains("CONNECTED"), "{out}");
     assert!(out.contains("done"), "{out}");
 }
+
+#[tokio::test]
+async fn signal_as_stops_an_agent_of_another_user_from_a_child_that_becomes_it() {
+    if !is_root() {
+        eprintln!("skipped: starting a child as another user needs root");
+        return;
+    }
+    let nobody = RunAs::lookup("nobody", None).unwrap();
+    let cmd = argv(&["/bin/sleep", "30"]);
+    let mut child = spawn(&ChildSpec {
+        run_as: Some(&nobody),
+        ..spec(&cmd, &[])
+    })
+    .unwrap();
+    let pid = child.id().unwrap() as i32;
+    signal_as(&nobody, &[-pid], Signal::SIGTERM).unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.signal(), Some(libc::SIGTERM));
+}
