@@ -451,3 +451,102 @@ fn serve_run_and_config_check_refuse_an_agent_that_could_reach_the_state() {
         "{serve:?}"
     );
 }
+
+/// A failure after the agent started (here: its run log cannot be created)
+/// kills the agent before the run is recorded as failed.
+#[test]
+fn a_setup_failure_after_the_spawn_kills_the_agent_first() {
+    let out = tempfile::tempdir().unwrap();
+    let script = r#"echo $$ > "$OUT/agent.tmp"; mv "$OUT/agent.tmp" "$OUT/agent.pid"; ( setsid sleep 30 & echo $! > "$OUT/child.pid" ); sleep 30"#;
+    let team = Team::new(&format!(
+        "[[agents]]\nname = \"orphan\"\ncommand = [\"/bin/sh\", \"-c\", {}]\nenv = {{ PATH = \"/usr/bin:/bin\", OUT = {} }}\n",
+        serde_json::to_string(script).unwrap(),
+        serde_json::to_string(&out.path().to_string_lossy()).unwrap()
+    ));
+    // Where the run logs go, a file: the log cannot be opened.
+    std::fs::write(team.state_dir().join("runs"), "not a directory").unwrap();
+    let started = Instant::now();
+    let run = team.cmd(&["run", "orphan"]);
+    assert_eq!(run.code, Some(125), "{run}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(team.last_run()["status"], "failed");
+    // An agent left running would have written its pid files by now.
+    std::thread::sleep(Duration::from_secs(1));
+    for f in ["agent.pid", "child.pid"] {
+        let path = out.path().join(f);
+        if path.exists() {
+            let pid = pid_in(&path);
+            assert!(
+                eventually(|| !alive(pid)),
+                "{f}: {pid} outlived the failed run"
+            );
+        }
+    }
+    assert!(homes(&team).is_empty());
+}
+
+/// Two runs as another user at once: starting the second leaves the first
+/// one's way to its HOME as it was.
+#[test]
+fn concurrent_runs_of_another_user_keep_their_homes() {
+    if !supervisor_tests::users::is_root() {
+        eprintln!("skipped: switching users needs root");
+        return;
+    }
+    let out = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        out.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let script = r#"echo one > "$HOME/a" && touch "$OUT/$SUPERVISOR_RUN_ID.started"; sleep 1.5; echo two >> "$HOME/a" && cat "$HOME/a" > "$OUT/$SUPERVISOR_RUN_ID.done""#;
+    let team = Team::new(&format!(
+        "[[agents]]\nname = \"nob\"\nuser = \"nobody\"\ncommand = [\"/bin/sh\", \"-c\", {}]\nenv = {{ PATH = \"/usr/bin:/bin\", OUT = {} }}\n",
+        serde_json::to_string(script).unwrap(),
+        serde_json::to_string(&out.path().to_string_lossy()).unwrap()
+    ));
+    std::fs::set_permissions(
+        team.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o711),
+    )
+    .unwrap();
+    let start = || {
+        team.command(&["run", "nob"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let first = start();
+    // The second starts while the first is in its sleep.
+    let started = |n: usize| {
+        std::fs::read_dir(out.path())
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.file_name().to_string_lossy().ends_with(".started"))
+                    .count()
+                    >= n
+            })
+            .unwrap_or(false)
+    };
+    assert!(eventually(|| started(1)));
+    let second = start();
+    assert!(eventually(|| started(2)));
+    let (a, b) = (
+        first.wait_with_output().unwrap(),
+        second.wait_with_output().unwrap(),
+    );
+    assert!(a.status.success() && b.status.success(), "{a:?} {b:?}");
+    let done: Vec<_> = std::fs::read_dir(out.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".done"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .collect();
+    assert_eq!(done, ["one\ntwo\n", "one\ntwo\n"]);
+}
