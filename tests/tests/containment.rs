@@ -262,6 +262,15 @@ fn a_landlock_policy_allows_its_lists_only_and_never_the_state() {
             q(&team.state_dir()),
         ),
     );
+    // config check names the layers this host gives the agent.
+    let check = team.cmd(&["config", "check"]);
+    assert!(
+        check
+            .ok()
+            .contains("contained by: mount namespace, landlock policy"),
+        "{check}"
+    );
+    assert!(check.stdout.contains("landlock  ABI"), "{check}");
     let run = team.cmd(&["run", "ll"]);
     assert_eq!(run.code, Some(0), "{run}");
     for expected in [
