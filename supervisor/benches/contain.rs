@@ -76,7 +76,7 @@ fn main() {
         state,
         home,
         cgroup,
-        mount: namespace::probe().mount,
+        mount: namespace::probe(false).mount,
         landlock: landlock::abi().is_some(),
     };
     let mut layers = vec![Layer::Plain];

@@ -4,7 +4,7 @@ use anyhow::Result;
 
 use crate::context::Context;
 use crate::fail::Failure;
-use crate::sandbox::{self, AgentPlan, Host};
+use crate::sandbox::{self, AgentPlan, Host, Role};
 
 pub fn check(ctx: &Context) -> Result<()> {
     let c = &ctx.config;
@@ -22,7 +22,7 @@ pub fn check(ctx: &Context) -> Result<()> {
         .hint("`supervisor schedules` shows each schedule's next firings once it parses")
         .into());
     }
-    let host = Host::probe(c, &ctx.state_dir, &ctx.key_file, false);
+    let host = Host::probe(c, &ctx.state_dir, &ctx.key_file, Role::Check);
     let plans: Vec<AgentPlan> = c
         .agents
         .iter()

@@ -13,7 +13,7 @@ use crate::cli::{RunArgs, ScopeArgs};
 use crate::context::Context;
 use crate::fail::Failure;
 use crate::run::{Echo, Engine, RunRequest};
-use crate::sandbox::Host;
+use crate::sandbox::{Host, Role};
 use crate::scope::{Injection, Refusal};
 
 fn engine(ctx: &Context, unlocked: bool, host: Host) -> Result<Engine> {
@@ -53,7 +53,7 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<u8> {
         let _entered = runtime.enter();
         interrupted(caught.clone())?
     };
-    let mut host = Host::probe(&ctx.config, &ctx.state_dir, &ctx.key_file, false);
+    let mut host = Host::probe(&ctx.config, &ctx.state_dir, &ctx.key_file, Role::Run);
     if host.cgroups.root().is_none() {
         // One run per process: whatever the agent leaves behind becomes ours
         // to find and kill, even after a double fork.

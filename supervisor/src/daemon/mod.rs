@@ -31,7 +31,7 @@ use crate::cli::Global;
 use crate::context::Context;
 use crate::credentials;
 use crate::run::Engine;
-use crate::sandbox::Host;
+use crate::sandbox::{Host, Role};
 use metrics::Metrics;
 use runner::Runner;
 use schedule::Scheduler;
@@ -138,7 +138,7 @@ pub fn serve(global: &Global) -> Result<()> {
         .build()?;
     // Before the first run, and before any thread of the runtime exists: this
     // may move the process into a cgroup leaf of its own.
-    let host = Host::probe(&ctx.config, &ctx.state_dir, &ctx.key_file, true);
+    let host = Host::probe(&ctx.config, &ctx.state_dir, &ctx.key_file, Role::Daemon);
     runtime.block_on(run(global, ctx, host))
 }
 

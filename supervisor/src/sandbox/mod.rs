@@ -20,6 +20,18 @@ use crate::spawn::namespace::{self, NamespaceSupport};
 
 pub use prepare::{Prepared, prepare};
 
+/// Who probes the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// `serve`: the only one that takes a cgroup systemd delegated to it (it
+    /// moves itself into a leaf of it).
+    Daemon,
+    /// `supervisor run`: a configured cgroup root only.
+    Run,
+    /// `config check`: looks, moves nothing.
+    Check,
+}
+
 /// What this host and this process offer for containing agents.
 #[derive(Debug, Clone)]
 pub struct Host {
@@ -38,9 +50,11 @@ pub struct Host {
 }
 
 impl Host {
-    /// Probes the host. Called once per process, before any run. Only the daemon
-    /// takes a cgroup systemd delegated to it; the CLI uses a configured root.
-    pub fn probe(config: &Config, state_dir: &Path, key_file: &Path, daemon: bool) -> Host {
+    /// Probes the host. Called once per process, before any run.
+    pub fn probe(config: &Config, state_dir: &Path, key_file: &Path, role: Role) -> Host {
+        let daemon = role == Role::Daemon;
+        // `supervisor run` tries a network namespace only when an agent needs one.
+        let network = role != Role::Run || config.agents.iter().any(|a| !a.policy.network);
         let euid = nix::unistd::geteuid().as_raw();
         Host {
             cgroups: Cgroups::detect(
@@ -49,7 +63,7 @@ impl Host {
                 config.agents.iter().any(|a| !a.policy.limits.is_empty()),
             ),
             landlock: crate::spawn::landlock::abi(),
-            namespaces: namespace::probe(),
+            namespaces: namespace::probe(network),
             euid,
             can_switch_users: euid == 0 || has_cap_setuid(),
             hidden: hidden_paths(config, state_dir, key_file),

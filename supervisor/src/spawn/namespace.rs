@@ -320,13 +320,14 @@ pub struct NamespaceSupport {
     pub through_user_namespace: bool,
 }
 
-/// Tries the namespaces in a forked child that exits at once.
-pub fn probe() -> NamespaceSupport {
+/// Tries the namespaces in a forked child that exits at once; the network
+/// namespace only when `network` (it is the costly one to make and tear down).
+pub fn probe(network: bool) -> NamespaceSupport {
     let privileged = nix::unistd::geteuid().is_root();
     let user = if privileged { 0 } else { libc::CLONE_NEWUSER };
     NamespaceSupport {
         mount: try_in_child(user | libc::CLONE_NEWNS),
-        network: try_in_child(user | libc::CLONE_NEWNS | libc::CLONE_NEWNET),
+        network: network && try_in_child(user | libc::CLONE_NEWNS | libc::CLONE_NEWNET),
         through_user_namespace: !privileged,
     }
 }
