@@ -58,23 +58,43 @@ fn public_binary() -> (tempfile::TempDir, PathBuf) {
     (dir, copy)
 }
 
-/// `sleep` as `user` (or as us), outside any run: the "user's shell".
-fn bystander(user: Option<&TempUser>) -> Child {
+/// A process outside any run (the "user's shell"), killed when dropped, so
+/// that a failing test still lets its user be removed.
+struct Bystander(Child);
+
+impl Bystander {
+    fn id(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for Bystander {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `sleep` as `user` (or as us), outside any run.
+fn bystander(user: Option<&TempUser>) -> Bystander {
     let mut cmd = Command::new("/bin/sleep");
     cmd.arg("120");
     let mut cmd = match user {
         Some(u) => u.command(&cmd),
         None => cmd,
     };
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
+    Bystander(
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
 }
 
-/// The pid of the `sleep` itself (a user's command runs it under wrappers
-/// that exec into it, so it keeps the pid).
+/// The hostile agent, with what it aims at in its environment. `other` is the
+/// pid of a process of the agent's own user outside the run (a user's
+/// command runs under wrappers that exec into it, so the pid is the sleep's).
 fn agent_config(
     extra_agent: &str,
     key: &Path,
@@ -139,7 +159,7 @@ fn a_hostile_agent_of_the_service_reaches_nothing() {
     // The team's directory stands for /var/lib: searchable by all.
     std::fs::set_permissions(team.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
     let creds = team.path().join("credentials");
-    let mut other = bystander(Some(&agent_user));
+    let other = bystander(Some(&agent_user));
     let key = team.state_dir().join("master.key");
     let config = format!(
         "{}[sandbox]\nagent_user = \"{}\"\n{}[[webhooks]]\nname = \"go\"\nagent = \"hostile\"\nsecret = {{ file = \"hook-secret\" }}\n",
@@ -180,8 +200,7 @@ fn a_hostile_agent_of_the_service_reaches_nothing() {
     );
     let log = team.cmd(&["runs", "logs", id]).ok().to_owned();
     daemon.stop(Duration::from_secs(10));
-    let _ = other.kill();
-    let _ = other.wait();
+    drop(other);
     assert_nothing_reached(
         &format!("{log}{}", daemon.log()),
         &std::fs::read(&key).unwrap(),
@@ -201,7 +220,7 @@ fn a_hostile_agent_of_a_root_cli_run_reaches_nothing() {
     let team = Team::uninitialised("");
     let creds = team.path().join("credentials");
     std::fs::create_dir(&creds).unwrap();
-    let mut other = bystander(None);
+    let other = bystander(None);
     let key = team.state_dir().join("master.key");
     let config = agent_config("", &key, &team.state_dir(), &creds, &sup, other.id());
     team.write_config("supervisor.toml", "alice", &config);
@@ -218,8 +237,7 @@ fn a_hostile_agent_of_a_root_cli_run_reaches_nothing() {
     let mut cmd = team.command(&["run", "hostile"]);
     cmd.env("CREDENTIALS_DIRECTORY", &creds);
     let run = run_with_input(cmd, b"");
-    let _ = other.kill();
-    let _ = other.wait();
+    drop(other);
     assert_eq!(run.code, Some(0), "{run}");
     let layers = team
         .cmd(&[
@@ -250,7 +268,7 @@ fn a_hostile_agent_of_an_unprivileged_cli_run_reaches_nothing() {
     std::fs::set_permissions(team.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let creds = team.path().join("credentials");
     std::fs::create_dir(&creds).unwrap();
-    let mut other = bystander(Some(&user));
+    let other = bystander(Some(&user));
     let key = team.state_dir().join("master.key");
     let agent = agent_config("", &key, &team.state_dir(), &creds, &sup, other.id());
     // The user at the keyboard is alice; bob is someone else.
@@ -308,8 +326,7 @@ fn a_hostile_agent_of_an_unprivileged_cli_run_reaches_nothing() {
     )
     .ok();
     let run = as_user(&["run", "hostile"], "", Some(&creds));
-    let _ = other.kill();
-    let _ = other.wait();
+    drop(other);
     assert_eq!(run.code, Some(0), "{run}");
     let listed = wait_for("the run record", Duration::from_secs(5), || {
         let r = as_user(&["runs", "list", "--json"], "", None);
