@@ -13,6 +13,7 @@ mod integrations;
 mod load;
 mod names;
 mod raw;
+mod sandbox;
 mod schedules;
 mod server;
 mod units;
@@ -27,6 +28,7 @@ pub use load::{
     Member, SecretRef, Team, TriggerKind,
 };
 pub use names::{NameError, SecretName, is_reserved_env_name, validate_member_name};
+pub use sandbox::{AgentPolicy, CgroupSetting, Limits, Sandbox};
 pub use schedules::{DEFAULT_TIMEZONE, Overlap, Schedule};
 pub use server::{
     DEFAULT_BODY_LIMIT, DEFAULT_LISTEN, DEFAULT_LOG, DEFAULT_MAX_CONCURRENT_RUNS,

@@ -11,6 +11,7 @@ use crate::error::{ConfigError, Locator, Problem};
 use crate::integrations::{LinearConfig, SlackConfig, Webhook};
 use crate::names::{SecretName, validate_env_syntax, validate_member_name};
 use crate::raw::{RawAgent, RawConfig, RawMember};
+use crate::sandbox::{AgentPolicy, Sandbox};
 use crate::schedules::Schedule;
 use crate::server::Server;
 use crate::units::{parse_duration, parse_size};
@@ -121,6 +122,8 @@ pub struct Agent {
     pub group: Option<String>,
     pub max_concurrent: Option<u32>,
     pub log_limit: u64,
+    /// What it may read and write, its network, its limits.
+    pub policy: AgentPolicy,
 }
 
 impl Agent {
@@ -151,6 +154,8 @@ pub struct Config {
     pub linear: Option<LinearConfig>,
     /// `[[webhooks]]`: signed endpoints for automated integrations.
     pub webhooks: Vec<Webhook>,
+    /// `[sandbox]`: containment settings shared by every agent.
+    pub sandbox: Sandbox,
 }
 
 impl Config {
@@ -314,6 +319,7 @@ impl Validator<'_> {
         let slack = raw.slack.map(|s| self.slack(s, &agents));
         let linear = raw.linear.map(|l| self.linear(l, &agents));
         let webhooks = self.webhooks(raw.webhooks, &agents);
+        let sandbox = self.sandbox(raw.sandbox);
         Config {
             path: path.to_owned(),
             state_dir: raw.state_dir.map(|s| self.path(s.get_ref())),
@@ -328,6 +334,7 @@ impl Validator<'_> {
             slack,
             linear,
             webhooks,
+            sandbox,
         }
     }
 
@@ -469,8 +476,9 @@ impl Validator<'_> {
         out
     }
 
-    fn agent(&mut self, a: RawAgent) -> Agent {
+    fn agent(&mut self, mut a: RawAgent) -> Agent {
         let agent_name = a.name.get_ref().clone();
+        let policy = self.agent_policy(&mut a);
         if a.command.get_ref().is_empty() || a.command.get_ref()[0].trim().is_empty() {
             self.report(
                 &a.command,
@@ -571,6 +579,7 @@ impl Validator<'_> {
             group: a.group.map(Spanned::into_inner),
             max_concurrent,
             log_limit,
+            policy,
         }
     }
 }

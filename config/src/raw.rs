@@ -27,6 +27,16 @@ pub(crate) struct RawConfig {
     pub linear: Option<RawLinear>,
     #[serde(default)]
     pub webhooks: Vec<RawWebhook>,
+    pub sandbox: Option<RawSandbox>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSandbox {
+    pub cgroup: Option<Spanned<String>>,
+    pub agent_user: Option<Spanned<String>>,
+    pub read: Option<Vec<Spanned<String>>>,
+    pub write: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Deserialize)]
@@ -65,6 +75,13 @@ pub(crate) struct RawAgent {
     pub group: Option<Spanned<String>>,
     pub max_concurrent: Option<Spanned<u32>>,
     pub log_limit: Option<Spanned<String>>,
+    pub read: Option<Vec<Spanned<String>>>,
+    pub write: Option<Vec<Spanned<String>>>,
+    pub network: Option<bool>,
+    pub memory_max: Option<Spanned<String>>,
+    pub pids_max: Option<Spanned<u64>>,
+    pub cpu_max: Option<Spanned<String>>,
+    pub allow_unconfined: Option<bool>,
 }
 
 #[derive(Deserialize)]

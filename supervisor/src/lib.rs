@@ -18,6 +18,7 @@ mod logging;
 pub mod reaper;
 pub mod redact;
 pub mod run;
+pub mod sandbox;
 pub mod scope;
 mod socket;
 pub mod spawn;

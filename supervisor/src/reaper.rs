@@ -7,11 +7,9 @@
 //!
 //! Re-parented processes are the daemon's to reap when they exit. The
 //! agents' own leaders are reaped by tokio, which waits for each by pid;
-//! this module knows their pids ([`spawn`] registers each under the same
-//! lock the reaper takes) and never reaps one of them.
-
-use std::collections::BTreeSet;
-use std::sync::Mutex;
+//! this module knows their pids ([`spawn`] registers each in
+//! [`spawn::waited_for`], the lock the reaper takes) and never reaps one of
+//! them, nor a helper the spawn module waits for while it holds that lock.
 
 use nix::errno::Errno;
 use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid, waitpid};
@@ -19,9 +17,6 @@ use nix::unistd::Pid;
 use tokio::process::Child;
 
 use crate::spawn::{self, ChildSpec, SpawnError};
-
-/// Pids of the agents' leaders, which tokio reaps.
-static LEADERS: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
 
 /// Makes this process the reaper of its descendants' orphans. Not
 /// inherited by children.
@@ -38,19 +33,15 @@ pub struct Leader(Option<i32>);
 impl Drop for Leader {
     fn drop(&mut self) {
         if let Some(pid) = self.0 {
-            leaders().remove(&pid);
+            spawn::waited_for().remove(&pid);
         }
     }
-}
-
-fn leaders() -> std::sync::MutexGuard<'static, BTreeSet<i32>> {
-    LEADERS.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// [`spawn::spawn`], registering the child as a leader before the reaper
 /// can see it.
 pub fn spawn(spec: &ChildSpec<'_>) -> Result<(Child, Leader), SpawnError> {
-    let mut leaders = leaders();
+    let mut leaders = spawn::waited_for();
     let child = spawn::spawn(spec)?;
     let pid = child.id().map(|p| p as i32);
     if let Some(pid) = pid {
@@ -62,7 +53,7 @@ pub fn spawn(spec: &ChildSpec<'_>) -> Result<(Child, Leader), SpawnError> {
 /// Reaps every exited child that is not a leader; returns how many. Never
 /// blocks: when a spawn holds the lock, the next call does the work.
 pub fn reap_orphans() -> usize {
-    let Ok(leaders) = LEADERS.try_lock() else {
+    let Some(leaders) = spawn::try_waited_for() else {
         return 0;
     };
     let mut reaped = 0;

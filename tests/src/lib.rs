@@ -5,6 +5,7 @@
 //! (`target/<profile>/supervisor`); the README's test command builds it
 //! before the tests run.
 
+pub mod cgroup;
 pub mod daemon;
 /// A fake HTTP API that records what the daemon sends it (Slack, Linear).
 pub mod fake_api;

@@ -403,21 +403,28 @@ fn an_agent_cannot_act_as_the_member_whose_account_it_runs_under() {
     let bin = bin.display();
     // Both run as alice's account: one asks at once, one escapes the run
     // (its own session, stdio closed; the run waits until it has) and asks
-    // after the run has ended.
+    // after the run has ended. The configured socket is covered in agents'
+    // mount namespaces; `alt.sock`, a second name of the same socket, is
+    // not, so the daemon itself must refuse them.
     let agents = format!(
         r#"
 [[agents]]
 name = "impostor"
 user = "@ALICE@"
-command = ["/bin/sh", "-c", "{bin} --config supervisor.toml secret list --all; echo exit=$?"]
+command = ["/bin/sh", "-c", "{bin} --config supervisor.toml secret list --all; echo covered=$?; {bin} --config supervisor.toml --socket alt.sock secret list --all; echo exit=$?"]
 
 [[agents]]
 name = "escapee"
 user = "@ALICE@"
-command = ["/bin/sh", "-c", "setsid /bin/sh -c 'touch drop/escaped; sleep 1; {bin} --config supervisor.toml secret list --all > drop/escapee.out 2>&1; echo exit=$? >> drop/escapee.out' </dev/null >/dev/null 2>&1 & while [ ! -e drop/escaped ]; do sleep 0.05; done; echo escaped"]
+command = ["/bin/sh", "-c", "setsid /bin/sh -c 'touch drop/escaped; sleep 1; {bin} --config supervisor.toml --socket alt.sock secret list --all > drop/escapee.out 2>&1; echo exit=$? >> drop/escapee.out' </dev/null >/dev/null 2>&1 & while [ ! -e drop/escaped ]; do sleep 0.05; done; echo escaped"]
 "#
     );
     let host = Host::start(&agents);
+    std::fs::hard_link(
+        host.team.path().join("control.sock"),
+        host.team.path().join("alt.sock"),
+    )
+    .unwrap();
     let drop = host.team.path().join("drop");
     std::fs::create_dir(&drop).unwrap();
     std::fs::set_permissions(&drop, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
@@ -425,6 +432,11 @@ command = ["/bin/sh", "-c", "setsid /bin/sh -c 'touch drop/escaped; sleep 1; {bi
 
     let out = host.cmd(&host.alice, "", &["run", "impostor"]);
     let text = out.ok();
+    assert!(text.contains("covered=1"), "{out}");
+    assert!(
+        out.stderr.contains("does not answer on ./control.sock"),
+        "the configured socket is covered: {out}"
+    );
     assert!(text.contains("exit=1"), "{out}");
     assert!(
         out.stderr.contains("was started by the supervisor (an agent, or something an agent started): agents cannot act as a member"),

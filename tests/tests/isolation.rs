@@ -69,6 +69,22 @@ fn children_of(parent: i32) -> Vec<i32> {
         .collect()
 }
 
+/// The `sleep` agent `supervisor run` started, once it runs: other children
+/// of the supervisor (the short-lived probes of what the host offers) are
+/// not it.
+#[track_caller]
+fn sleeper_of(sup_pid: i32) -> i32 {
+    let mut found = None;
+    let started = eventually(|| {
+        found = children_of(sup_pid).into_iter().find(|&pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "sleep")
+        });
+        found.is_some()
+    });
+    assert!(started, "the agent never started");
+    found.unwrap()
+}
+
 /// Waits for a file the agent writes and returns the pid in it.
 #[track_caller]
 fn pid_in(path: &Path) -> i32 {
@@ -96,8 +112,7 @@ fn the_agent_has_only_stdio_its_own_session_and_no_core_dumps() {
     let team = Team::new(AGENTS);
     let mut sup = start(&team, "sleeper");
     let sup_pid = sup.id() as i32;
-    assert!(eventually(|| children_of(sup_pid).len() == 1));
-    let agent = children_of(sup_pid)[0];
+    let agent = sleeper_of(sup_pid);
 
     let mut fds: Vec<String> = std::fs::read_dir(format!("/proc/{agent}/fd"))
         .unwrap()
@@ -155,8 +170,7 @@ fn the_agent_dies_with_the_supervisor() {
     let team = Team::new(AGENTS);
     let mut sup = start(&team, "sleeper");
     let sup_pid = sup.id() as i32;
-    assert!(eventually(|| children_of(sup_pid).len() == 1));
-    let agent = children_of(sup_pid)[0];
+    let agent = sleeper_of(sup_pid);
     kill(Pid::from_raw(sup_pid), Signal::SIGKILL).unwrap();
     sup.wait().unwrap();
     assert_gone(&[agent]);

@@ -12,6 +12,7 @@ use crate::context::Context;
 use crate::control::{self, Caller, Output, handlers};
 use crate::fail::Failure;
 use crate::run::{Echo, Engine};
+use crate::sandbox::{Host, Role};
 
 pub struct Local {
     ctx: Context,
@@ -53,6 +54,8 @@ impl Local {
                 config: Arc::new(self.ctx.config.clone()),
                 state_dir: self.ctx.state_dir.clone(),
                 store: Arc::new(Mutex::new(store)),
+                // Requests that plan runs without starting any.
+                host: Arc::new(Host::inert()),
             });
         } else if key && !self.unlocked {
             let master = self.ctx.key()?;
@@ -100,7 +103,32 @@ impl Local {
     /// Runs the agent from this process, output to this terminal.
     pub fn run(&mut self, agent: String, prompt: Option<String>) -> Result<Reply> {
         let caller = Caller::local(&self.ctx.config)?;
-        let engine = self.engine(true)?.clone();
+        let mut host = Host::probe(
+            &self.ctx.config,
+            &self.ctx.state_dir,
+            &self.ctx.key_file,
+            Role::Run,
+        );
+        if host.cgroups.root().is_none() {
+            // One run per process: whatever the agent leaves behind becomes ours
+            // to find and kill, even after a double fork.
+            host.adopts_orphans = crate::spawn::adopt_orphans().is_ok();
+        }
+        let engine = Engine {
+            host: Arc::new(host),
+            ..self.engine(true)?.clone()
+        };
+        {
+            let mut store = engine.store.lock().unwrap_or_else(|p| p.into_inner());
+            let lost =
+                crate::run::recover::recover(&mut store, &engine.state_dir, &engine.host.cgroups)?;
+            if !lost.is_empty() {
+                eprintln!(
+                    "note: {} run(s) of a supervisor that died are now marked lost",
+                    lost.len()
+                );
+            }
+        }
         let req = handlers::run::request(&engine, &caller, agent, prompt)?;
         // One thread: the agent is spawned from this long-lived thread, so its
         // parent-death signal is tied to this process's life.

@@ -4,6 +4,7 @@ use anyhow::Result;
 
 use crate::context::Context;
 use crate::fail::Failure;
+use crate::sandbox::{self, AgentPlan, Host, Role};
 
 pub fn check(ctx: &Context) -> Result<()> {
     let c = &ctx.config;
@@ -19,6 +20,24 @@ pub fn check(ctx: &Context) -> Result<()> {
             broken.len()
         ))
         .hint("`supervisor schedules` shows each schedule's next firings once it parses")
+        .into());
+    }
+    let host = Host::probe(c, &ctx.state_dir, &ctx.key_file, Role::Check);
+    let plans: Vec<AgentPlan> = c
+        .agents
+        .iter()
+        .map(|a| sandbox::plan(a, c, &host))
+        .collect();
+    let refusals: Vec<&String> = plans.iter().filter_map(|p| p.refusal.as_ref()).collect();
+    for r in &refusals {
+        eprintln!("{}: {r}", c.path.display());
+    }
+    if !refusals.is_empty() {
+        return Err(Failure::new(format!(
+            "{} agent(s) could not run on this host",
+            refusals.len()
+        ))
+        .hint("each line above names the agent and what to change")
         .into());
     }
     println!("config {} is valid", c.path.display());
@@ -53,7 +72,7 @@ pub fn check(ctx: &Context) -> Result<()> {
     if c.agents.is_empty() {
         println!("  agents   none");
     }
-    for (i, a) in c.agents.iter().enumerate() {
+    for (i, (a, plan)) in c.agents.iter().zip(&plans).enumerate() {
         let triggers: Vec<&str> = a.triggers.iter().map(|t| t.as_str()).collect();
         let secrets = match &a.secrets {
             None => "all in scope".to_owned(),
@@ -70,6 +89,25 @@ pub fn check(ctx: &Context) -> Result<()> {
             triggers.join(", "),
             secrets
         );
+        println!(
+            "           as {}; contained by: {}",
+            plan.user.as_deref().unwrap_or("the supervisor's own user"),
+            if plan.layers().is_empty() {
+                "nothing".to_owned()
+            } else {
+                plan.layers().join(", ")
+            }
+        );
+    }
+    println!("  containment (as seen by this process)");
+    for line in host.lines() {
+        println!("    {line}");
+    }
+    if matches!(c.sandbox.cgroup, supervisor_config::CgroupSetting::Auto) {
+        println!("    (`serve` also looks for a cgroup systemd delegated to it)");
+    }
+    for w in plans.iter().flat_map(|p| &p.warnings) {
+        eprintln!("warning: {w}");
     }
     for (i, s) in c.schedules.iter().enumerate() {
         println!(

@@ -43,6 +43,7 @@ async fn healthz(State(d): State<Arc<Daemon>>) -> Response {
         "runs_running": d.runner.running(),
         "runs_queued": d.runner.waiting(),
         "schedules": d.schedules_summary(),
+        "containment": d.runner.engine().host.json(),
     });
     axum::Json(body).into_response()
 }

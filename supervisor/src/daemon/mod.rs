@@ -10,7 +10,7 @@
 //! shutdown_grace`, stops the rest (recorded `interrupted`) and exits 0.
 
 pub mod client;
-mod control;
+pub mod control;
 mod hooks;
 mod http;
 mod linear;
@@ -38,6 +38,7 @@ use crate::cli::Global;
 use crate::context::Context;
 use crate::credentials;
 use crate::run::Engine;
+use crate::sandbox::{Host, Role};
 use metrics::Metrics;
 use runner::Runner;
 use schedule::Scheduler;
@@ -182,10 +183,23 @@ pub fn serve(global: &Global) -> Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    runtime.block_on(run(global, ctx))
+    // Before the first run, and before any thread of the runtime exists: this
+    // may move the process into a cgroup leaf of its own.
+    let host = Host::probe(&ctx.config, &ctx.state_dir, &ctx.key_file, Role::Daemon);
+    runtime.block_on(run(global, ctx, host))
 }
 
-async fn run(global: &Global, ctx: Context) -> Result<()> {
+async fn run(global: &Global, ctx: Context, host: Host) -> Result<()> {
+    for line in host.lines() {
+        tracing::info!("containment: {line}");
+    }
+    check_containment(&ctx.config, &host)?;
+    // Bound before any run can start, so that every agent's cover hides it.
+    let socket = match control::socket_path(ctx.config.server.control_socket.as_deref()) {
+        Some(path) => Some(control::ControlSocket::bind(&path)?),
+        None => None,
+    };
+    let host = host.reloaded(&ctx.config, &ctx.state_dir, &ctx.key_file);
     // Whatever an agent leaves behind stays our descendant: the control
     // socket refuses descendants, and we reap them.
     crate::reaper::become_subreaper().context("becoming the reaper of agents' orphans")?;
@@ -199,7 +213,7 @@ async fn run(global: &Global, ctx: Context) -> Result<()> {
             "delivery claims moved to their own database"
         );
     }
-    let lost = store.mark_lost_runs(process_alive)?;
+    let lost = crate::run::recover::recover(&mut store, &ctx.state_dir, &host.cgroups)?;
     if !lost.is_empty() {
         tracing::warn!(runs = ?lost, "runs left running by a previous supervisor are now marked lost");
     }
@@ -210,6 +224,7 @@ async fn run(global: &Global, ctx: Context) -> Result<()> {
         config: config.clone(),
         state_dir: ctx.state_dir.clone(),
         store: Arc::new(Mutex::new(store)),
+        host: Arc::new(host),
     };
     let deliveries = Arc::new(Mutex::new(deliveries));
     let runner = Runner::new(
@@ -228,10 +243,6 @@ async fn run(global: &Global, ctx: Context) -> Result<()> {
     resume::pending(&daemon).await;
 
     let server = &config.server;
-    let socket = match control::socket_path(server.control_socket.as_deref()) {
-        Some(path) => Some(control::ControlSocket::bind(&path)?),
-        None => None,
-    };
     let socket_note = match &socket {
         Some(s) => format!("control socket {}", s.path().display()),
         None => "no control socket (CLI commands use local mode)".to_owned(),
@@ -280,17 +291,19 @@ async fn run(global: &Global, ctx: Context) -> Result<()> {
             _ = int.recv() => break,
             _ = hup.recv() => match Context::load(global).and_then(|new| {
                 check_schedules(&new.config)?;
+                let host = engine.host.reloaded(&new.config, &new.state_dir, &new.key_file);
+                check_containment(&new.config, &host)?;
                 let credentials = Credentials::load(&new.config)?;
-                Ok((new, credentials))
+                Ok((new, credentials, host))
             }) {
-                Ok((new, credentials)) => {
+                Ok((new, credentials, host)) => {
                     let new_config = Arc::new(new.config);
                     if new_config.server != daemon.config().server {
                         tracing::warn!("[server] changes take effect at the next restart");
                     }
                     scheduler.stop();
                     scheduler = Scheduler::start(&new_config.schedules, &runner);
-                    runner.replace_engine(Engine { config: new_config.clone(), ..engine.clone() });
+                    runner.replace_engine(Engine { config: new_config.clone(), host: Arc::new(host), ..engine.clone() });
                     *daemon.config.lock().unwrap_or_else(|p| p.into_inner()) = (new_config.clone(), Arc::new(credentials));
                     let msg = format!("config reloaded: {} agents, {} schedules", new_config.agents.len(), new_config.schedules.len());
                     tracing::info!("{msg}");
@@ -367,17 +380,22 @@ fn check_schedules(config: &Config) -> Result<()> {
     .into())
 }
 
-/// Whether a process with this pid exists (another supervisor may be running runs).
-fn process_alive(pid: i64) -> bool {
-    if pid <= 0 || pid == std::process::id() as i64 {
-        return false;
+/// Refuses a config with an agent that nothing would keep from the key and
+/// the store on this host (or whose policy cannot be enforced), as `config
+/// check` does; logs what each agent lacks.
+fn check_containment(config: &Config, host: &Host) -> Result<()> {
+    let mut refusals = Vec::new();
+    for agent in &config.agents {
+        let plan = crate::sandbox::plan(agent, config, host);
+        for w in &plan.warnings {
+            tracing::warn!("{w}");
+        }
+        refusals.extend(plan.refusal);
     }
-    let Ok(pid) = i32::try_from(pid) else {
-        return false;
-    };
-    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) {
-        Ok(()) => true,
-        Err(nix::errno::Errno::EPERM) => true,
-        Err(_) => false,
+    if refusals.is_empty() {
+        return Ok(());
     }
+    Err(crate::fail::Failure::new(refusals.join("\n"))
+        .hint("`supervisor config check` shows what this host offers each agent")
+        .into())
 }

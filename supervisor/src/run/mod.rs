@@ -2,8 +2,11 @@
 //! open exactly those, start the agent in isolation, redact its output,
 //! enforce its timeout, and record the outcome.
 
+mod drain;
 mod env;
+mod home;
 pub mod output;
+pub mod recover;
 
 use std::fs::OpenOptions;
 use std::future::Future;
@@ -19,8 +22,10 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
 use crate::redact::Redactor;
+use crate::sandbox::{self, AgentPlan, Host, Prepared};
 use crate::scope::{self, Injection, Refusal, TriggerContext};
-use crate::spawn::{self, ChildSpec, RunAs};
+use crate::spawn::{self, ChildSpec, Tracked};
+use home::RunHome;
 
 pub use env::MAX_PROMPT_ENV;
 pub use output::Echo;
@@ -84,6 +89,8 @@ pub struct Engine {
     pub config: Arc<Config>,
     pub state_dir: PathBuf,
     pub store: SharedStore,
+    /// What this host offers for containing agents, probed at start.
+    pub host: Arc<Host>,
 }
 
 /// Why a run ended, seen from the supervisor.
@@ -163,7 +170,7 @@ impl Engine {
     }
 
     /// Runs the agent to its end. `stop` resolving (Ctrl-C, shutdown)
-    /// terminates the run's process group. Refusals are recorded runs too.
+    /// terminates the run. Refusals are recorded runs too.
     pub async fn execute(
         &self,
         req: RunRequest,
@@ -173,12 +180,20 @@ impl Engine {
     ) -> Result<Outcome> {
         let metadata = self.with_store(|s| s.list_secrets()).await??;
         let (agent, decision) = self.decide(&req, &metadata)?;
-        let mut record = new_record(&req);
-        let id = record.id.clone();
+        let record = new_record(&req);
         let injection = match decision {
             Ok(i) => i,
             Err(refusal) => return self.refuse_off_thread(record, refusal.to_string()).await,
         };
+        let contain = sandbox::plan(&agent, &self.config, &self.host);
+        if matches!(echo, Echo::Terminal) {
+            for w in &contain.warnings {
+                eprintln!("warning: {w}");
+            }
+        }
+        if let Some(reason) = contain.refusal.as_ref().or(contain.unavailable.as_ref()) {
+            return self.refuse_off_thread(record, reason.clone()).await;
+        }
         // A value that does not open (a row altered, moved or restored from
         // an older copy) refuses the run; the error names the secret, never
         // a value.
@@ -195,6 +210,8 @@ impl Engine {
             Err(e) => return Err(e.into()),
         };
         let redactor = crate::redact::shared(secrets.iter().map(|s| (s.name.as_str(), &s.value)));
+        let mut record = record;
+        let id = record.id.clone();
         record.detail = json!({
             "injected": injection.secrets,
             "missing": injection.missing,
@@ -204,13 +221,6 @@ impl Engine {
         if let Some(d) = &req.delivery {
             record.detail["delivery"] = json!(d);
         }
-        let run_as = match &agent.user {
-            Some(user) => match RunAs::lookup(user, agent.group.as_deref()) {
-                Ok(r) => Some(r),
-                Err(e) => return self.refuse_off_thread(record, e.to_string()).await,
-            },
-            None => None,
-        };
         // On disk (synced) before the agent starts: the evidence of which
         // secrets went to which run.
         let audit = json!({
@@ -224,27 +234,49 @@ impl Engine {
             .await??;
 
         on_start(&record);
-        let home = RunHome::create(&self.state_dir, &id, run_as.as_ref())?;
-        let result = self
-            .supervise(
-                &agent,
-                &req,
-                &mut record,
-                &secrets,
-                redactor.clone(),
-                &home,
-                run_as.as_ref(),
-                echo,
-                stop,
-            )
-            .await;
+        // From here on the run is recorded as running: every failure is
+        // recorded as its outcome, never left behind.
+        let home = RunHome::create(&self.state_dir, &id, contain.run_as.as_ref());
+        let result = match home {
+            Ok(home) => {
+                let result = match sandbox::prepare(
+                    &self.host,
+                    &contain,
+                    &self.config,
+                    &agent,
+                    &home.path,
+                    &id,
+                ) {
+                    Ok(prepared) => {
+                        record.detail["containment"] = prepared.record.clone();
+                        self.supervise(
+                            &agent,
+                            &req,
+                            &mut record,
+                            &secrets,
+                            redactor.clone(),
+                            &home,
+                            &contain,
+                            prepared,
+                            echo,
+                            stop,
+                        )
+                        .await
+                    }
+                    Err(e) => Err(e),
+                };
+                home.remove();
+                result
+            }
+            Err(e) => Err(e),
+        };
         drop(secrets);
-        home.remove();
         let tail = match result {
             Ok(tail) => tail,
             Err(e) => {
                 record.status = RunStatus::Failed { code: EXIT_REFUSED };
-                record.detail["error"] = json!(e.to_string());
+                // `supervisor run` shows it from the record, in either mode.
+                record.detail["error"] = json!(format!("{e:#}"));
                 String::new()
             }
         };
@@ -275,6 +307,8 @@ impl Engine {
         })
     }
 
+    /// Starts the agent and watches it to its end. Whatever happens after the
+    /// spawn, every process of the run is killed before this returns.
     #[allow(clippy::too_many_arguments)]
     async fn supervise(
         &self,
@@ -284,7 +318,8 @@ impl Engine {
         secrets: &[OpenedSecret],
         redactor: Arc<Redactor>,
         home: &RunHome,
-        run_as: Option<&RunAs>,
+        contain: &AgentPlan,
+        mut prepared: Prepared,
         echo: Echo,
         stop: impl Future<Output = ()>,
     ) -> Result<String> {
@@ -308,13 +343,26 @@ impl Engine {
             env: &plain,
             secrets: &secret_env,
             working_dir: agent.working_dir.as_deref(),
-            run_as,
+            run_as: contain.run_as.as_ref(),
+            confine: Some(&prepared.confinement),
         };
         // Registered as a leader for as long as `_leader` lives: the daemon
         // reaps orphans, and this one is tokio's.
-        let (mut child, _leader) = match crate::reaper::spawn(&spec) {
+        let spawned = crate::reaper::spawn(&spec);
+        let tracked = Tracked {
+            pgid: spawned
+                .as_ref()
+                .ok()
+                .and_then(|(c, _)| c.id())
+                .map_or(0, |p| p as i32),
+            cgroup: prepared.cgroup.take(),
+            run_as: contain.run_as.clone(),
+            adopts_orphans: self.host.adopts_orphans,
+        };
+        let (mut child, _leader) = match spawned {
             Ok(c) => c,
             Err(e) => {
+                tracked.finish().await;
                 let code = match &e {
                     spawn::SpawnError::NotFound { .. } => EXIT_NOT_FOUND,
                     e if e.program_unavailable() => EXIT_CANNOT_EXECUTE,
@@ -327,11 +375,36 @@ impl Engine {
                 return Ok(String::new());
             }
         };
-        let pgid = child
-            .id()
-            .map(|p| p as i32)
-            .context("the agent exited before it could be watched")?;
+        drop(prepared);
+        let (over, over_rx) = drain::over();
+        let result = self
+            .watch(
+                agent, req, record, redactor, &mut child, &tracked, echo, stop, over_rx, &over,
+            )
+            .await;
+        // Nothing of the run outlives it, also when watching it failed.
+        tracked.finish().await;
+        over.send_replace(true);
+        if result.is_err() {
+            let _ = child.wait().await;
+        }
+        result
+    }
 
+    #[allow(clippy::too_many_arguments)]
+    async fn watch(
+        &self,
+        agent: &Agent,
+        req: &RunRequest,
+        record: &mut RunRecord,
+        redactor: Arc<Redactor>,
+        child: &mut tokio::process::Child,
+        tracked: &Tracked,
+        echo: Echo,
+        stop: impl Future<Output = ()>,
+        over_rx: tokio::sync::watch::Receiver<bool>,
+        over: &tokio::sync::watch::Sender<bool>,
+    ) -> Result<String> {
         // The run context goes to stdin from its own task: an agent that never
         // reads it must not block the run.
         let context = json!({
@@ -355,12 +428,17 @@ impl Engine {
         let stdout = child.stdout.take().context("agent stdout")?;
         let stderr = child.stderr.take().context("agent stderr")?;
         let out_pump = tokio::spawn(output::pump(
-            stdout,
+            drain::Drained::new(stdout, over_rx.clone()),
             output::Stream::Stdout,
             redactor.clone(),
             tx.clone(),
         ));
-        let err_pump = tokio::spawn(output::pump(stderr, output::Stream::Stderr, redactor, tx));
+        let err_pump = tokio::spawn(output::pump(
+            drain::Drained::new(stderr, over_rx),
+            output::Stream::Stderr,
+            redactor,
+            tx,
+        ));
         let writer = tokio::spawn(output::write_all(rx, log, agent.log_limit, echo));
 
         let ending = tokio::select! {
@@ -371,12 +449,12 @@ impl Engine {
         let status = match ending {
             Ending::Exited(status) => {
                 // Nothing of the run may outlive its leader.
-                spawn::reap_group(pgid);
+                tracked.end().await;
                 record.status = status_of(status);
                 status
             }
             Ending::TimedOut | Ending::Interrupted => {
-                let status = spawn::terminate(&mut child, pgid, agent.kill_grace).await?;
+                let status = spawn::terminate(child, tracked, agent.kill_grace).await?;
                 record.status = if matches!(ending, Ending::TimedOut) {
                     RunStatus::TimedOut
                 } else {
@@ -385,6 +463,9 @@ impl Engine {
                 status
             }
         };
+        // Every process of the run is gone: what is left in the pipes is read,
+        // then the readers stop, even if something outside still holds them.
+        over.send_replace(true);
         record.detail["exit_status"] = json!(status.to_string());
         let redactions = out_pump.await.unwrap_or(0) + err_pump.await.unwrap_or(0);
         let written = writer.await.context("the run log writer failed")?;
@@ -467,39 +548,4 @@ fn open_log(state_dir: &Path, id: &str) -> Result<std::fs::File> {
         .mode(0o600)
         .open(&path)
         .with_context(|| format!("creating the run log {}", path.display()))
-}
-
-/// A run's private HOME and TMPDIR: 0700, owned by whoever the agent runs
-/// as, removed after the run.
-struct RunHome {
-    path: PathBuf,
-}
-
-impl RunHome {
-    fn create(state_dir: &Path, id: &str, run_as: Option<&RunAs>) -> Result<RunHome> {
-        // Absolute, because the agent may start in another working directory
-        // and a relative HOME would point it somewhere else.
-        let parent =
-            std::path::absolute(state_dir.join("tmp")).context("resolving the state directory")?;
-        supervisor_store::create_private_dir(&parent)?;
-        let path = parent.join(id);
-        supervisor_store::create_private_dir(&path)?;
-        if let Some(r) = run_as {
-            nix::unistd::chown(&path, Some(r.uid.into()), Some(r.gid.into()))
-                .with_context(|| format!("giving {} to the agent's user", path.display()))?;
-            // The agent's user must be able to reach its home through the state
-            // directory: search permission on it and on tmp/, never listing.
-            // Everything else in them stays 0600 or 0700.
-            use std::os::unix::fs::PermissionsExt;
-            for dir in [state_dir, parent.as_path()] {
-                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711))
-                    .with_context(|| format!("opening {} to the agent's user", dir.display()))?;
-            }
-        }
-        Ok(RunHome { path })
-    }
-
-    fn remove(self) {
-        let _ = std::fs::remove_dir_all(&self.path);
-    }
 }

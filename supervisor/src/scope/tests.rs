@@ -44,6 +44,7 @@ fn agent(triggers: &[TriggerKind]) -> Agent {
         group: None,
         max_concurrent: None,
         log_limit: 1 << 20,
+        policy: Default::default(),
     }
 }
 
