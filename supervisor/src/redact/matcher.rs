@@ -1,0 +1,439 @@
+//! The matcher: leftmost-longest replacement of needles in the view of a buffer, settling only
+//! what later input cannot change.
+//!
+//! Needles sit in one trie, walked anchored at candidate starts only. Candidates come from a
+//! prefilter: every needle is at least `stride + GRAM - 1` characters long, so an occurrence
+//! starting at `s` covers the window at the one sampled position in `s..s + stride`, and the
+//! filter holds the windows at needle offsets `0..stride`. A window is read through the view
+//! (line breaks and escape sequences left out), and a sampled position inside an escape
+//! sequence is read both as the walks from before and from within that sequence see it.
+
+use aho_corasick::automaton::{Automaton, StateID};
+use aho_corasick::nfa::contiguous::NFA;
+use aho_corasick::{Anchored, MatchKind};
+use zeroize::Zeroizing;
+
+use super::filter::{GRAM, GramFilter, has_control};
+use super::forms::{Ext, has};
+use super::view::{CHARS_BEFORE_GAP, LEAD_BACK, MAX_CSI, MAX_GAP, Step, char_before, step};
+
+/// Upper bound on the prefilter's sampling stride, which keeps its bitset small.
+const MAX_STRIDE: usize = 16;
+const ESC: u8 = 0x1b;
+
+/// The needles compiled for matching.
+pub struct Matcher {
+    /// A trie of all needles. The automaton (and the builder's intermediate one) keeps its own
+    /// copy of every needle, which cannot be zeroized; it lives as long as the run.
+    nfa: NFA,
+    start: StateID,
+    /// Secret index per pattern.
+    owner: Vec<usize>,
+    ext: Vec<Ext>,
+    /// Every character some needle may take in before it.
+    lead_chars: u128,
+    filter: GramFilter,
+    /// Distance between the positions the prefilter samples.
+    stride: usize,
+    /// The longest needle, in characters of the view.
+    max_chars: usize,
+    /// The most bytes a walk reads from its start before its outcome is settled.
+    pub max_span: usize,
+}
+
+/// Where [`Matcher::process`] must stop.
+#[derive(Clone, Copy, Debug)]
+pub enum Tail {
+    /// The stream ends with this buffer: settle all of it.
+    End,
+    /// More input follows: hold back whatever could begin a match.
+    Open,
+    /// More input follows, but the buffer runs at least `max_span` bytes past this position,
+    /// so every match starting before it is settled: stop there (a character before it may be
+    /// held for a match starting there), or after the last match.
+    Before(usize),
+}
+
+/// Receives what [`Matcher::process`] settles, in order.
+pub trait Emit {
+    /// `buf[from..to]`, unchanged.
+    fn bytes(&mut self, buf: &[u8], from: usize, to: usize);
+    /// `buf[start..end]`, a match of secret `secret`, to be replaced.
+    fn marker(&mut self, buf: &[u8], start: usize, end: usize, secret: usize);
+    /// Whether this match is to be replaced; a refused one is searched past.
+    fn accept(&self, _start: usize, _end: usize) -> bool {
+        true
+    }
+}
+
+/// A settled match: `start..end` (the needle starts at `core`), of `pattern`.
+#[derive(Debug, Clone, Copy)]
+struct Found {
+    start: usize,
+    core: usize,
+    end: usize,
+    pattern: usize,
+}
+
+/// Result of following the trie from one position.
+struct Walk {
+    /// End and pattern of the longest match starting there, extensions included.
+    best: Option<(usize, usize)>,
+    /// More input could still change `best`.
+    open: bool,
+}
+
+/// What follows a position in the view.
+enum Next {
+    Char(usize),
+    Open,
+    None,
+}
+
+impl Matcher {
+    /// `needles`: (bytes as the view reads them, secret index, extension).
+    pub fn new(needles: &[(Zeroizing<Vec<u8>>, usize, Ext)]) -> Matcher {
+        let nfa = NFA::builder()
+            .match_kind(MatchKind::LeftmostLongest)
+            .prefilter(false)
+            .build(needles.iter().map(|(n, _, _)| &n[..]))
+            // Only gigabytes of secrets exceed the automaton's limits; refusing is safer than
+            // running unredacted.
+            .expect("needles fit the automaton");
+        let start = nfa
+            .start_state(Anchored::Yes)
+            .expect("contiguous NFAs support anchored");
+        let stride = (nfa.min_pattern_len() + 1 - GRAM).min(MAX_STRIDE);
+        let max_chars = nfa.max_pattern_len();
+        Matcher {
+            start,
+            owner: needles.iter().map(|(_, secret, _)| *secret).collect(),
+            ext: needles.iter().map(|(_, _, ext)| *ext).collect(),
+            lead_chars: needles.iter().fold(0, |set, (_, _, ext)| set | ext.lead),
+            filter: GramFilter::new(needles.iter().map(|(n, _, _)| &n[..]), stride),
+            stride,
+            max_chars,
+            // Every character of the needle, the one that ends the walk and three of
+            // extension, each after a gap; and an escape sequence to tell from a character.
+            max_span: (max_chars + 4) * (MAX_GAP + 1) + MAX_CSI,
+            nfa,
+        }
+    }
+
+    /// Room a stream's held-back bytes need, so that they never reallocate: what may be held
+    /// after a push, and the next push's first bytes.
+    pub fn hold_capacity(&self) -> usize {
+        2 * (self.max_span + LEAD_BACK) + 2
+    }
+
+    /// Replaces matches in `buf` up to where `tail` says to stop, and before `cap` (from where
+    /// another rule holds the bytes back), through `emit`. Returns that position: the bytes
+    /// from it on are held back for the next call.
+    pub fn process<E: Emit>(&self, buf: &[u8], tail: Tail, cap: usize, emit: &mut E) -> usize {
+        let end = matches!(tail, Tail::End);
+        let open_from = |from: usize| {
+            let limit = match tail {
+                Tail::End => buf.len(),
+                Tail::Open => self.first_open(buf, from),
+                Tail::Before(limit) => limit.max(from),
+            };
+            limit.min(cap)
+        };
+        let (mut pos, mut search) = (0, 0);
+        // A match starting before `limit` is settled: nothing from which a match could still
+        // run past the end of `buf` starts before it.
+        let mut limit = open_from(0);
+        while let Some(m) = self.find(buf, search, limit, pos, end) {
+            if !emit.accept(m.start, m.end) {
+                search = m.core + 1;
+                continue;
+            }
+            emit.bytes(buf, pos, m.start);
+            emit.marker(buf, m.start, m.end, self.owner[m.pattern]);
+            pos = m.end;
+            search = pos;
+            if limit < pos {
+                limit = open_from(pos);
+            }
+        }
+        let keep = if end && limit >= buf.len() {
+            buf.len()
+        } else {
+            self.lead_back(buf, limit, pos)
+        };
+        emit.bytes(buf, pos, keep);
+        keep
+    }
+
+    /// Where a buffer that no match of its own starts in settles (its matches replaced
+    /// elsewhere): the first open position, or the character before it that a match starting
+    /// there may take in.
+    pub fn hold_point(&self, buf: &[u8]) -> usize {
+        self.lead_back(buf, self.first_open(buf, 0), 0)
+    }
+
+    /// `limit`, or the character before it when a match starting there may take it in; never
+    /// before `floor`.
+    fn lead_back(&self, buf: &[u8], limit: usize, floor: usize) -> usize {
+        match char_before(limit, floor) {
+            Some(q) if has(self.lead_chars, buf[q]) => q,
+            _ => limit.max(floor),
+        }
+    }
+
+    /// The first position at or after `from` from which a match could still run past the end
+    /// of `buf` (or be extended), or `buf.len()`.
+    pub fn first_open(&self, buf: &[u8], from: usize) -> usize {
+        for p in from.max(self.open_window(buf))..buf.len() {
+            match step(buf, p, false) {
+                Step::Skip(_) => continue,
+                Step::Unknown => return p,
+                Step::Char => {}
+            }
+            // The filter holds every needle's first window: a cheap way to skip most
+            // positions without walking the trie.
+            if let Some(g) = self.gram_at(buf, p, false) {
+                if !self.filter.may_contain(g) {
+                    continue;
+                }
+            }
+            if self.walk(buf, p, false).open {
+                return p;
+            }
+        }
+        buf.len()
+    }
+
+    /// A position before which no match can be open: from there to the end the view has more
+    /// characters than a needle and its extension. Counted back over the bytes, every byte but
+    /// a line break taken as a character, and room kept for escape sequences.
+    fn open_window(&self, buf: &[u8]) -> usize {
+        let mut need = self.max_chars + 4;
+        let mut p = buf.len();
+        while p > 0 && need > 0 {
+            p -= 1;
+            match buf[p] {
+                b'\n' | b'\r' => {}
+                ESC => need += MAX_CSI,
+                _ => need -= 1,
+            }
+        }
+        p
+    }
+
+    /// Leftmost-longest settled match whose needle starts in `from..limit` and lies wholly in
+    /// `buf`; a leading extension may reach back to `floor`.
+    fn find(
+        &self,
+        buf: &[u8],
+        from: usize,
+        limit: usize,
+        floor: usize,
+        end: bool,
+    ) -> Option<Found> {
+        let len = buf.len();
+        let mut lo = from;
+        let mut at = from + self.stride - 1;
+        // The next escape character at or after `lo`.
+        let mut esc = memchr::memchr(ESC, buf.get(lo..)?).map_or(len, |i| lo + i);
+        while lo < limit && at < len {
+            let hit = if esc >= at && at + GRAM <= len {
+                let w = u32::from_le_bytes(buf[at..at + GRAM].try_into().expect("GRAM bytes"));
+                if has_control(w) {
+                    self.window_hits(buf, at, end)
+                } else {
+                    Some(self.filter.may_contain(w))
+                }
+            } else {
+                self.window_hits_after_esc(buf, lo, at, end)
+            };
+            match hit {
+                None => break,
+                Some(false) => {}
+                Some(true) => {
+                    for s in lo..=at.min(limit - 1) {
+                        if step(buf, s, end) != Step::Char {
+                            continue;
+                        }
+                        let walk = self.walk(buf, s, end);
+                        debug_assert!(!walk.open || walk.best.is_none(), "a settled position");
+                        if let Some((e, pattern)) = walk.best {
+                            let lead = self.ext[pattern].lead;
+                            let start = match char_before(s, floor) {
+                                Some(q) if has(lead, buf[q]) => q,
+                                _ => s,
+                            };
+                            return Some(Found {
+                                start,
+                                core: s,
+                                end: e,
+                                pattern,
+                            });
+                        }
+                    }
+                }
+            }
+            lo = at + 1;
+            at += self.stride;
+            if esc < lo {
+                esc = memchr::memchr(ESC, &buf[lo.min(len)..]).map_or(len, |i| lo + i);
+            }
+        }
+        None
+    }
+
+    /// Whether the window at `at` read through the view may begin at a needle offset below
+    /// `stride`; `None` when the view ends before a whole window.
+    fn window_hits(&self, buf: &[u8], at: usize, end: bool) -> Option<bool> {
+        self.gram_at(buf, at, end)
+            .map(|g| self.filter.may_contain(g))
+    }
+
+    /// Like [`Matcher::window_hits`] when an escape character lies in `lo..at`: if its
+    /// sequence covers `at`, walks from before it read past the sequence, and walks from
+    /// within it read its bytes as characters; either may hit.
+    fn window_hits_after_esc(&self, buf: &[u8], lo: usize, at: usize, end: bool) -> Option<bool> {
+        let e = memchr::memrchr(ESC, &buf[lo..at]).map(|i| lo + i);
+        let inside = e.and_then(|e| match step(buf, e, end) {
+            Step::Skip(n) if e + n > at => Some(e + n),
+            _ => None,
+        });
+        let here = self.window_hits(buf, at, end);
+        match inside {
+            None => here,
+            Some(after) => match (self.window_hits(buf, after, end), here) {
+                (Some(true), _) | (_, Some(true)) => Some(true),
+                (None, None) => None,
+                _ => Some(false),
+            },
+        }
+    }
+
+    /// The first `GRAM` characters of the view from `p`, packed; `None` when the buffer ends
+    /// (or may hold an unfinished escape sequence) before them.
+    fn gram_at(&self, buf: &[u8], mut p: usize, end: bool) -> Option<u32> {
+        let mut gram = [0u8; GRAM];
+        let mut n = 0;
+        while n < GRAM {
+            if p >= buf.len() {
+                return None;
+            }
+            match step(buf, p, end) {
+                Step::Char => {
+                    gram[n] = buf[p];
+                    n += 1;
+                    p += 1;
+                }
+                Step::Skip(k) => p += k,
+                Step::Unknown => return None,
+            }
+        }
+        Some(u32::from_le_bytes(gram))
+    }
+
+    /// Follows the trie along the view from `s`, a character.
+    fn walk(&self, buf: &[u8], s: usize, end: bool) -> Walk {
+        let nfa = &self.nfa;
+        let mut sid = self.start;
+        let (mut p, mut chars, mut gap) = (s, 0, 0);
+        let mut best: Option<(usize, usize)> = None;
+        let mut open = false;
+        loop {
+            if p >= buf.len() {
+                open |= !end && self.continues(sid);
+                break;
+            }
+            match step(buf, p, end) {
+                Step::Char => {}
+                Step::Skip(n) => {
+                    gap += n;
+                    if chars < CHARS_BEFORE_GAP || gap > MAX_GAP {
+                        break;
+                    }
+                    p += n;
+                    continue;
+                }
+                Step::Unknown => {
+                    open |= self.continues(sid);
+                    break;
+                }
+            }
+            sid = nfa.next_state(Anchored::Yes, sid, buf[p]);
+            if nfa.is_dead(sid) {
+                break;
+            }
+            p += 1;
+            chars += 1;
+            gap = 0;
+            if nfa.is_match(sid) {
+                // A match state also lists needles that end here but start later (copied
+                // along failure links); only the one spelled from `s` counts.
+                for j in 0..nfa.match_len(sid) {
+                    let pattern = nfa.match_pattern(sid, j);
+                    if nfa.pattern_len(pattern) != chars {
+                        continue;
+                    }
+                    let (e, ext_open) = self.extend(buf, p, pattern.as_usize(), end);
+                    open |= ext_open;
+                    if best.is_none_or(|(b, _)| e >= b) {
+                        best = Some((e, pattern.as_usize()));
+                    }
+                }
+            }
+        }
+        Walk { best, open }
+    }
+
+    /// Whether the trie goes on from `sid`: more characters could make a longer needle.
+    fn continues(&self, sid: StateID) -> bool {
+        // Inside the trie, only a complete needle can lack a continuation.
+        !self.nfa.is_match(sid)
+            || (0..=255).any(|b| !self.nfa.is_dead(self.nfa.next_state(Anchored::Yes, sid, b)))
+    }
+
+    /// The end of a match of `pattern` whose needle ends at `e`, with the trailing character
+    /// and padding it takes in; and whether more input could take in more.
+    fn extend(&self, buf: &[u8], e: usize, pattern: usize, end: bool) -> (usize, bool) {
+        let ext = self.ext[pattern];
+        if ext.trail == 0 {
+            return (e, false);
+        }
+        let c = match next_char(buf, e, end) {
+            Next::Char(c) if has(ext.trail, buf[c]) => c,
+            Next::Open => return (e, true),
+            _ => return (e, false),
+        };
+        let mut e = c + 1;
+        if has(ext.pad, buf[c]) {
+            for _ in 0..2 {
+                match next_char(buf, e, end) {
+                    Next::Char(q) if buf[q] == b'=' => e = q + 1,
+                    Next::Open => return (e, true),
+                    _ => break,
+                }
+            }
+        }
+        (e, false)
+    }
+}
+
+/// The next character of the view at or after `q`, across a gap of at most [`MAX_GAP`] bytes.
+fn next_char(buf: &[u8], mut q: usize, end: bool) -> Next {
+    let mut gap = 0;
+    loop {
+        if q >= buf.len() {
+            return if end { Next::None } else { Next::Open };
+        }
+        match step(buf, q, end) {
+            Step::Char => return Next::Char(q),
+            Step::Unknown => return Next::Open,
+            Step::Skip(n) => {
+                gap += n;
+                if gap > MAX_GAP {
+                    return Next::None;
+                }
+                q += n;
+            }
+        }
+    }
+}
