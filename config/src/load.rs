@@ -121,6 +121,28 @@ pub struct Agent {
     pub group: Option<String>,
     pub max_concurrent: Option<u32>,
     pub log_limit: u64,
+    pub on_leak: OnLeak,
+}
+
+/// What happens to a run whose output showed the value of a secret it received (the value
+/// itself is redacted either way).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnLeak {
+    /// The run goes on; the secret is marked as leaked.
+    #[default]
+    Flag,
+    /// The secret is marked, and the run is stopped.
+    Fail,
+}
+
+impl OnLeak {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnLeak::Flag => "flag",
+            OnLeak::Fail => "fail",
+        }
+    }
 }
 
 impl Agent {
@@ -571,6 +593,7 @@ impl Validator<'_> {
             group: a.group.map(Spanned::into_inner),
             max_concurrent,
             log_limit,
+            on_leak: a.on_leak,
         }
     }
 }

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::integrations::UnknownUsers;
-use crate::load::{SecretRef, TriggerKind};
+use crate::load::{OnLeak, SecretRef, TriggerKind};
 use crate::schedules::Overlap;
 
 #[derive(Deserialize)]
@@ -65,6 +65,8 @@ pub(crate) struct RawAgent {
     pub group: Option<Spanned<String>>,
     pub max_concurrent: Option<Spanned<u32>>,
     pub log_limit: Option<Spanned<String>>,
+    #[serde(default)]
+    pub on_leak: OnLeak,
 }
 
 #[derive(Deserialize)]

@@ -86,6 +86,13 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT;
     CREATE INDEX deliveries_by_age ON deliveries (seen_at);
     "#,
+    // 2: a secret whose value a run's output showed (redacted): the last such run, when,
+    // and how many runs since the value was last set.
+    r#"
+    ALTER TABLE secrets ADD COLUMN leaked_run TEXT;
+    ALTER TABLE secrets ADD COLUMN leaked_at TEXT;
+    ALTER TABLE secrets ADD COLUMN leaked_runs INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 /// An open store. Metadata operations work without the master key; sealing

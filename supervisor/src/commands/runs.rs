@@ -73,8 +73,12 @@ pub fn show(ctx: &Context, id: &str, json: bool) -> Result<()> {
         r.member.as_deref().unwrap_or("none (team secrets only)")
     );
     println!("outcome   {}", outcome(&r.status));
-    if let RunStatus::Rejected { reason } = &r.status {
-        println!("reason    {reason}");
+    match &r.status {
+        RunStatus::Rejected { reason } => println!("reason    {reason}"),
+        RunStatus::Leaked { secret } => println!(
+            "reason    its output showed the value of {secret} (redacted); on_leak = \"fail\" stopped it"
+        ),
+        _ => {}
     }
     println!("started   {}", format_time(r.started_at));
     println!(
@@ -104,6 +108,13 @@ pub fn show(ctx: &Context, id: &str, json: bool) -> Result<()> {
                 shadows
             );
         }
+    }
+    if let Some(list) = r.detail["leaks"].as_array().filter(|l| !l.is_empty()) {
+        let shown: Vec<String> = list
+            .iter()
+            .map(|l| format!("{} ({}x)", l["name"].as_str().unwrap_or("?"), l["hits"]))
+            .collect();
+        println!("leaked    {} (values redacted)", shown.join(", "));
     }
     for (key, label) in [
         ("missing", "not in scope"),

@@ -71,6 +71,7 @@ mod tests {
             group: None,
             max_concurrent: None,
             log_limit: 1024,
+            on_leak: Default::default(),
         }
     }
 
