@@ -472,6 +472,39 @@ fn the_quick_start_demo_shows_nothing_after_the_marker() {
 }
 
 #[test]
+fn a_busy_agent_s_output_arrives_whole_and_clean() {
+    // Past 4 MiB the sinks get a thread of their own; nothing may be lost or reordered
+    // across that switch, in the log or on the terminal.
+    let script = r#"yes 'a line of ordinary output, long enough to fill pipes' | head -c 5000000
+printf 'tok=%s\n' "$GITHUB_TOKEN"
+yes 'more output' | head -c 3000000
+printf 'tok=%s\n' "$GITHUB_TOKEN" >&2
+printf 'tok=%s\n' "$GITHUB_TOKEN""#;
+    let team = team_with_secrets(&[("busy", "GITHUB_TOKEN", script)]);
+    let run = team.cmd(&["run", "busy"]);
+    let expected: String = {
+        let line = "a line of ordinary output, long enough to fill pipes\n";
+        let first: String = line.repeat(5_000_000 / line.len() + 1)[..5_000_000].to_owned();
+        let more = "more output\n".repeat(3_000_000 / 12 + 1)[..3_000_000].to_owned();
+        format!("{first}tok=[REDACTED:GITHUB_TOKEN]\n{more}tok=[REDACTED:GITHUB_TOKEN]\n")
+    };
+    assert!(
+        run.ok() == expected,
+        "stdout differs ({} bytes)",
+        run.stdout.len()
+    );
+    assert_eq!(run.stderr, "tok=[REDACTED:GITHUB_TOKEN]\n");
+    let record = team.last_run();
+    assert_eq!(record["redactions"], 3);
+    let log = team.cmd(&["runs", "logs", record["id"].as_str().unwrap()]);
+    assert_eq!(
+        log.ok().len(),
+        expected.len() + "tok=[REDACTED:GITHUB_TOKEN]\n".len()
+    );
+    assert!(!log.stdout.contains(GITHUB_TOKEN));
+}
+
+#[test]
 fn a_value_too_short_to_redact_is_named_in_the_record() {
     let team = team_with_secrets(&[]);
     team.secret(&["--team"], "SHORT_PIN", "4921");

@@ -5,47 +5,71 @@
 /// least this long.
 pub const GRAM: usize = 4;
 
-/// A Bloom filter (two hashes) over the `GRAM`-character windows at offsets `0..stride` of
-/// every needle.
+/// A blocked Bloom filter over the `GRAM`-character windows at offsets `0..stride` of every
+/// needle: one hash picks a 64-bit word and two bits in it, so a lookup touches memory once.
 pub struct GramFilter {
-    bits: Vec<u64>,
+    words: Vec<u64>,
     shift: u32,
 }
 
 impl GramFilter {
     pub fn new<'a>(needles: impl ExactSizeIterator<Item = &'a [u8]>, stride: usize) -> GramFilter {
-        // 32 bits per entry and two hashes keep false positives under 0.5%; each one costs
-        // up to `stride` trie walks.
+        // 32 bits per entry keep false positives near 1%; each one costs up to `stride`
+        // trie walks.
         let size = (needles.len() * stride * 32)
             .next_power_of_two()
             .clamp(1 << 12, 1 << 26);
         let mut filter = GramFilter {
-            bits: vec![0; size / 64],
-            shift: 64 - size.trailing_zeros(),
+            words: vec![0; size / 64],
+            shift: 64 - (size / 64).trailing_zeros(),
         };
         for needle in needles {
             for window in needle.windows(GRAM).take(stride) {
-                let (a, b) = filter.slots(u32::from_le_bytes(window.try_into().expect("GRAM")));
-                filter.bits[a / 64] |= 1 << (a % 64);
-                filter.bits[b / 64] |= 1 << (b % 64);
+                let (word, bits) =
+                    filter.slot(u32::from_le_bytes(window.try_into().expect("GRAM")));
+                filter.words[word] |= bits;
             }
         }
         filter
     }
 
-    /// Two slots: the top bits of two multiplicative hashes.
+    /// The word (the top bits of a multiplicative hash) and the two bits (from its low bits).
     #[inline]
-    fn slots(&self, gram: u32) -> (usize, usize) {
-        let gram = u64::from(gram);
-        let a = gram.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift;
-        let b = gram.wrapping_mul(0xC2B2_AE3D_27D4_EB4F) >> self.shift;
-        (a as usize, b as usize)
+    fn slot(&self, gram: u32) -> (usize, u64) {
+        let h = u64::from(gram).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let bits = 1u64 << (h & 63) | 1u64 << ((h >> 6) & 63);
+        ((h >> self.shift) as usize, bits)
     }
 
     #[inline]
     pub fn may_contain(&self, gram: u32) -> bool {
-        let (a, b) = self.slots(gram);
-        self.bits[a / 64] & (1 << (a % 64)) != 0 && self.bits[b / 64] & (1 << (b % 64)) != 0
+        let (word, bits) = self.slot(gram);
+        self.words[word] & bits == bits
+    }
+}
+
+/// The first two bytes of every needle, as a bitmap: a position whose two bytes are not in it
+/// begins no needle.
+pub struct StartFilter {
+    bits: Vec<u64>,
+}
+
+impl StartFilter {
+    pub fn new<'a>(needles: impl Iterator<Item = &'a [u8]>) -> StartFilter {
+        let mut bits = vec![0u64; 1 << 10];
+        for n in needles {
+            if let [a, b, ..] = n {
+                let i = usize::from(*a) << 8 | usize::from(*b);
+                bits[i / 64] |= 1 << (i % 64);
+            }
+        }
+        StartFilter { bits }
+    }
+
+    #[inline]
+    pub fn may_start(&self, a: u8, b: u8) -> bool {
+        let i = usize::from(a) << 8 | usize::from(b);
+        self.bits[i / 64] & (1 << (i % 64)) != 0
     }
 }
 

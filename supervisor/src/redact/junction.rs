@@ -6,12 +6,17 @@ use zeroize::Zeroizing;
 
 use super::matcher::{Emit, Matcher, Tail};
 use super::output::Stream;
+use super::stream::append;
 use super::view::LEAD_BACK;
 
 /// What a [`Junction`] settles.
 pub trait Meet {
-    /// Bytes of `stream`, unchanged.
+    /// Bytes of `stream`, unchanged, held back earlier.
     fn bytes(&mut self, stream: Stream, bytes: &[u8]);
+    /// Bytes `from..to` of the chunk being joined, unchanged.
+    fn passed(&mut self, stream: Stream, data: &[u8], from: usize, to: usize) {
+        self.bytes(stream, &data[from..to]);
+    }
     /// One stream's piece of a match: `len` bytes from offset `at` of `stream`.
     fn piece(&mut self, stream: Stream, at: u64, len: usize, secret: usize);
     /// A match of `secret` (once, whatever its pieces).
@@ -29,20 +34,13 @@ struct Run {
 }
 
 /// The held end of a sequence of two streams' bytes.
+#[derive(Default)]
 pub struct Junction {
     pending: Zeroizing<Vec<u8>>,
     runs: Vec<Run>,
 }
 
 impl Junction {
-    pub fn new(m: &Matcher) -> Junction {
-        Junction {
-            // Sized once, so it never reallocates and leaves bytes behind.
-            pending: Zeroizing::new(Vec::with_capacity(m.hold_capacity())),
-            runs: Vec::new(),
-        }
-    }
-
     /// Offset in `stream` of its first held byte, if it has any.
     pub fn held_from(&self, stream: Stream) -> Option<u64> {
         self.runs.iter().find(|r| r.stream == stream).map(|r| r.at)
@@ -60,12 +58,12 @@ impl Junction {
         if data.is_empty() {
             return;
         }
-        let (mut rest, mut rest_at) = (data, at);
+        let (mut rest, mut rest_at, mut skip) = (data, at, 0);
         if !self.pending.is_empty() {
             // Where the streams may meet: the held end and the start of this chunk.
             let joint = self.pending.len();
             let take = data.len().min(m.max_span + LEAD_BACK);
-            self.pending.extend_from_slice(&data[..take]);
+            append(&mut self.pending, &data[..take]);
             self.add_run(stream, at);
             let tail = if take == data.len() {
                 Tail::Open
@@ -84,16 +82,17 @@ impl Junction {
             debug_assert!(keep >= joint);
             self.pending.clear();
             self.runs.clear();
-            rest = &data[keep - joint..];
-            rest_at = at + (keep - joint) as u64;
+            skip = keep - joint;
+            rest = &data[skip..];
+            rest_at = at + skip as u64;
         }
         // No stream changes inside `rest`: only its end may meet the other stream.
         let hold = m.hold_point(rest);
         if hold > 0 {
-            meet.bytes(stream, &rest[..hold]);
+            meet.passed(stream, data, skip, skip + hold);
         }
         if hold < rest.len() {
-            self.pending.extend_from_slice(&rest[hold..]);
+            append(&mut self.pending, &rest[hold..]);
             self.add_run(stream, rest_at + hold as u64);
         }
     }

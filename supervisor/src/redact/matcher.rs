@@ -13,9 +13,9 @@ use aho_corasick::nfa::contiguous::NFA;
 use aho_corasick::{Anchored, MatchKind};
 use zeroize::Zeroizing;
 
-use super::filter::{GRAM, GramFilter, has_control};
+use super::filter::{GRAM, GramFilter, StartFilter, has_control};
 use super::forms::{Ext, has};
-use super::view::{CHARS_BEFORE_GAP, LEAD_BACK, MAX_CSI, MAX_GAP, Step, char_before, step};
+use super::view::{CHARS_BEFORE_GAP, MAX_CSI, MAX_GAP, Step, char_before, step};
 
 /// Upper bound on the prefilter's sampling stride, which keeps its bitset small.
 const MAX_STRIDE: usize = 16;
@@ -33,6 +33,7 @@ pub struct Matcher {
     /// Every character some needle may take in before it.
     lead_chars: u128,
     filter: GramFilter,
+    starts: StartFilter,
     /// Distance between the positions the prefilter samples.
     stride: usize,
     /// The longest needle, in characters of the view.
@@ -111,6 +112,7 @@ impl Matcher {
             ext: needles.iter().map(|(_, _, ext)| *ext).collect(),
             lead_chars: needles.iter().fold(0, |set, (_, _, ext)| set | ext.lead),
             filter: GramFilter::new(needles.iter().map(|(n, _, _)| &n[..]), stride),
+            starts: StartFilter::new(needles.iter().map(|(n, _, _)| &n[..])),
             stride,
             max_chars,
             // Every character of the needle, the one that ends the walk and three of
@@ -118,12 +120,6 @@ impl Matcher {
             max_span: (max_chars + 4) * (MAX_GAP + 1) + MAX_CSI,
             nfa,
         }
-    }
-
-    /// Room a stream's held-back bytes need, so that they never reallocate: what may be held
-    /// after a push, and the next push's first bytes.
-    pub fn hold_capacity(&self) -> usize {
-        2 * (self.max_span + LEAD_BACK) + 2
     }
 
     /// Replaces matches in `buf` up to where `tail` says to stop, and before `cap` (from where
@@ -185,6 +181,13 @@ impl Matcher {
     /// of `buf` (or be extended), or `buf.len()`.
     pub fn first_open(&self, buf: &[u8], from: usize) -> usize {
         for p in from.max(self.open_window(buf))..buf.len() {
+            // Needles are at least four characters long and have no gap in those: two bytes
+            // that begin none rule the position out.
+            if let [a, b, ..] = buf[p..] {
+                if !self.starts.may_start(a, b) && a != ESC && b != ESC {
+                    continue;
+                }
+            }
             match step(buf, p, false) {
                 Step::Skip(_) => continue,
                 Step::Unknown => return p,
@@ -234,10 +237,16 @@ impl Matcher {
         let len = buf.len();
         let mut lo = from;
         let mut at = from + self.stride - 1;
-        // The next escape character at or after `lo`.
-        let mut esc = memchr::memchr(ESC, buf.get(lo..)?).map_or(len, |i| lo + i);
+        // No escape character lies in `lo..clear`: looked for a page at a time, so that a
+        // search that ends early does not scan the whole buffer.
+        let mut clear = lo;
         while lo < limit && at < len {
-            let hit = if esc >= at && at + GRAM <= len {
+            clear = clear.max(lo);
+            if clear < at {
+                let end = len.min(at.max(clear + 4096));
+                clear = memchr::memchr(ESC, &buf[clear..end]).map_or(end, |i| clear + i);
+            }
+            let hit = if clear >= at && at + GRAM <= len {
                 let w = u32::from_le_bytes(buf[at..at + GRAM].try_into().expect("GRAM bytes"));
                 if has_control(w) {
                     self.window_hits(buf, at, end)
@@ -252,7 +261,12 @@ impl Matcher {
                 Some(false) => {}
                 Some(true) => {
                     for s in lo..=at.min(limit - 1) {
-                        if step(buf, s, end) != Step::Char {
+                        // A needle's first two characters stand next to each other.
+                        let starts = match buf.get(s..s + 2) {
+                            Some(&[a, b]) => self.starts.may_start(a, b),
+                            _ => true,
+                        };
+                        if !starts || step(buf, s, end) != Step::Char {
                             continue;
                         }
                         let walk = self.walk(buf, s, end);
@@ -275,9 +289,6 @@ impl Matcher {
             }
             lo = at + 1;
             at += self.stride;
-            if esc < lo {
-                esc = memchr::memchr(ESC, &buf[lo.min(len)..]).map_or(len, |i| lo + i);
-            }
         }
         None
     }
@@ -312,23 +323,29 @@ impl Matcher {
     /// The first `GRAM` characters of the view from `p`, packed; `None` when the buffer ends
     /// (or may hold an unfinished escape sequence) before them.
     fn gram_at(&self, buf: &[u8], mut p: usize, end: bool) -> Option<u32> {
-        let mut gram = [0u8; GRAM];
+        let mut gram = 0u32;
         let mut n = 0;
         while n < GRAM {
-            if p >= buf.len() {
-                return None;
-            }
-            match step(buf, p, end) {
-                Step::Char => {
-                    gram[n] = buf[p];
+            let b = *buf.get(p)?;
+            match b {
+                b'\n' | b'\r' => p += 1,
+                ESC => match step(buf, p, end) {
+                    Step::Skip(k) => p += k,
+                    Step::Unknown => return None,
+                    Step::Char => {
+                        gram |= u32::from(b) << (8 * n);
+                        n += 1;
+                        p += 1;
+                    }
+                },
+                _ => {
+                    gram |= u32::from(b) << (8 * n);
                     n += 1;
                     p += 1;
                 }
-                Step::Skip(k) => p += k,
-                Step::Unknown => return None,
             }
         }
-        Some(u32::from_le_bytes(gram))
+        Some(gram)
     }
 
     /// Follows the trie along the view from `s`, a character.

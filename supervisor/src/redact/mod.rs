@@ -34,7 +34,7 @@ use std::sync::Arc;
 use secrecy::{ExposeSecret, SecretString};
 use zeroize::Zeroizing;
 
-pub use output::{Output, Stream};
+pub use output::{Emitted, Output, Stream};
 pub use shared::shared;
 pub use stream::RedactStream;
 

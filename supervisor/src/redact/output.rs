@@ -46,6 +46,37 @@ impl Stream {
     }
 }
 
+/// What one push (or close) settled: chunks of either stream, in order. Most bytes are stage
+/// 2's output as it is, kept in one buffer; the rest (bytes held back where the streams meet,
+/// placeholders put there) in another. Reused from push to push.
+#[derive(Debug, Default)]
+pub struct Emitted {
+    data: Vec<u8>,
+    extra: Vec<u8>,
+    /// (stream, in `extra` rather than `data`, start, end).
+    chunks: Vec<(Stream, bool, usize, usize)>,
+}
+
+impl Emitted {
+    pub fn clear(&mut self) {
+        self.data.clear();
+        self.extra.clear();
+        self.chunks.clear();
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.chunks.is_empty()
+    }
+
+    /// The chunks, in order.
+    pub fn chunks(&self) -> impl Iterator<Item = (Stream, &[u8])> + '_ {
+        self.chunks.iter().map(|&(stream, extra, a, b)| {
+            let buf = if extra { &self.extra } else { &self.data };
+            (stream, &buf[a..b])
+        })
+    }
+}
+
 /// Redacts a run's two output streams for every sink.
 pub struct Output {
     redactor: Arc<Redactor>,
@@ -59,8 +90,8 @@ pub struct Output {
     /// Stage 3, and the bytes emitted per stream.
     emitted: Option<Junction>,
     sent: [u64; 2],
-    /// One stream's redacted output of one push.
-    scratch: Vec<u8>,
+    /// For [`Output::push`] and [`Output::close`].
+    spare: Emitted,
     /// Replacements made where the streams meet (stages 1 and 3), per secret.
     hits: Vec<u64>,
 }
@@ -69,24 +100,46 @@ impl Output {
     pub(super) fn new(redactor: &Arc<Redactor>) -> Output {
         Output {
             redactor: Arc::clone(redactor),
-            arrival: redactor.matcher.as_ref().map(Junction::new),
+            arrival: redactor.matcher.as_ref().map(|_| Junction::default()),
             covers: [Vec::new(), Vec::new()],
             read: [0; 2],
             lanes: [redactor.stream(), redactor.stream()],
             open: [true, true],
-            emitted: redactor.matcher.as_ref().map(Junction::new),
+            emitted: redactor.matcher.as_ref().map(|_| Junction::default()),
             sent: [0; 2],
-            scratch: Vec::new(),
+            spare: Emitted::default(),
             hits: vec![0; redactor.names.len()],
         }
     }
 
     /// Bytes read from `stream`; hands what is settled to `sink`.
     pub fn push(&mut self, stream: Stream, input: &[u8], sink: &mut impl FnMut(Stream, &[u8])) {
+        let mut em = std::mem::take(&mut self.spare);
+        self.push_to(stream, input, &mut em);
+        for (s, b) in em.chunks() {
+            sink(s, b);
+        }
+        self.spare = em;
+    }
+
+    /// `stream` ended. Once both have, everything left is handed to `sink`.
+    pub fn close(&mut self, stream: Stream, sink: &mut impl FnMut(Stream, &[u8])) {
+        let mut em = std::mem::take(&mut self.spare);
+        self.close_to(stream, &mut em);
+        for (s, b) in em.chunks() {
+            sink(s, b);
+        }
+        self.spare = em;
+    }
+
+    /// Like [`Output::push`], into `em` (cleared first).
+    pub fn push_to(&mut self, stream: Stream, input: &[u8], em: &mut Emitted) {
+        em.clear();
         let redactor = Arc::clone(&self.redactor);
         let (Some(m), Some(arrival)) = (&redactor.matcher, &mut self.arrival) else {
             if !input.is_empty() {
-                sink(stream, input);
+                em.data.extend_from_slice(input);
+                em.chunks.push((stream, false, 0, input.len()));
             }
             return;
         };
@@ -98,12 +151,13 @@ impl Output {
         };
         arrival.join(m, stream, at, input, &mut found);
         // What the other stream held for this one to settle may go first, then this push.
-        self.settle(stream.other(), &[], sink);
-        self.settle(stream, input, sink);
+        self.settle(stream.other(), &[], em);
+        self.settle(stream, input, em);
     }
 
-    /// `stream` ended. Once both have, everything left is handed to `sink`.
-    pub fn close(&mut self, stream: Stream, sink: &mut impl FnMut(Stream, &[u8])) {
+    /// Like [`Output::close`], into `em` (cleared first).
+    pub fn close_to(&mut self, stream: Stream, em: &mut Emitted) {
+        em.clear();
         if !std::mem::replace(&mut self.open[stream.index()], false) {
             return;
         }
@@ -111,7 +165,8 @@ impl Output {
         let (Some(m), Some(arrival)) = (&redactor.matcher, &mut self.arrival) else {
             return;
         };
-        if self.open == [false, false] {
+        let both = self.open == [false, false];
+        if both {
             let mut found = Found {
                 covers: &mut self.covers,
                 hits: &mut self.hits,
@@ -120,25 +175,25 @@ impl Output {
         }
         for s in [Stream::Stdout, Stream::Stderr] {
             if !self.open[s.index()] {
-                let cap = self.cap(s);
-                let mut out = std::mem::take(&mut self.scratch);
-                out.clear();
-                self.lanes[s.index()].close(cap, &mut self.covers[s.index()], &mut out);
-                self.emit(s, &out, sink);
-                self.scratch = out;
+                self.settle(s, &[], em);
             }
         }
-        if self.open == [false, false] {
-            if let Some(emitted) = &mut self.emitted {
-                emitted.flush(
-                    m,
-                    &mut ToSink {
-                        sink,
-                        replacements: &redactor.replacements,
-                        hits: &mut self.hits,
-                    },
-                );
-            }
+        if let (true, Some(emitted)) = (both, &mut self.emitted) {
+            let Emitted {
+                data: _,
+                extra,
+                chunks,
+            } = em;
+            emitted.flush(
+                m,
+                &mut ToEmitted {
+                    extra,
+                    chunks,
+                    base: 0,
+                    replacements: &redactor.replacements,
+                    hits: &mut self.hits,
+                },
+            );
         }
     }
 
@@ -181,36 +236,45 @@ impl Output {
             .unwrap_or(u64::MAX)
     }
 
-    /// Stage 2 of `stream` with `input` (none: what a moved cap lets go), then stage 3.
-    fn settle(&mut self, stream: Stream, input: &[u8], sink: &mut impl FnMut(Stream, &[u8])) {
-        let cap = self.cap(stream);
-        let mut out = std::mem::take(&mut self.scratch);
-        out.clear();
-        let lane = &mut self.lanes[stream.index()];
-        let covers = &mut self.covers[stream.index()];
-        if input.is_empty() {
-            lane.release(cap, covers, &mut out);
-        } else {
-            lane.feed(input, cap, covers, &mut out);
-        }
-        self.emit(stream, &out, sink);
-        self.scratch = out;
-    }
-
-    /// Stage 3: `data`, redacted output of `stream`, joins the emitted sequence.
-    fn emit(&mut self, stream: Stream, data: &[u8], sink: &mut impl FnMut(Stream, &[u8])) {
+    /// Stage 2 of `stream` with `input` (none: what a moved cap or the stream's end lets
+    /// go), then stage 3; appends to `em`.
+    fn settle(&mut self, stream: Stream, input: &[u8], em: &mut Emitted) {
         let redactor = Arc::clone(&self.redactor);
+        let cap = self.cap(stream);
         let (Some(m), Some(emitted)) = (&redactor.matcher, &mut self.emitted) else {
             return;
         };
+        let start = em.data.len();
+        let lane = &mut self.lanes[stream.index()];
+        let covers = &mut self.covers[stream.index()];
+        if !self.open[stream.index()] {
+            lane.close(cap, covers, &mut em.data);
+        } else if input.is_empty() {
+            lane.release(cap, covers, &mut em.data);
+        } else {
+            lane.feed(input, cap, covers, &mut em.data);
+        }
+        let Emitted {
+            data,
+            extra,
+            chunks,
+        } = em;
+        let out = &data[start..];
         let at = self.sent[stream.index()];
-        self.sent[stream.index()] += data.len() as u64;
-        let mut send = ToSink {
-            sink,
-            replacements: &redactor.replacements,
-            hits: &mut self.hits,
-        };
-        emitted.join(m, stream, at, data, &mut send);
+        self.sent[stream.index()] += out.len() as u64;
+        emitted.join(
+            m,
+            stream,
+            at,
+            out,
+            &mut ToEmitted {
+                extra,
+                chunks,
+                base: start,
+                replacements: &redactor.replacements,
+                hits: &mut self.hits,
+            },
+        );
     }
 }
 
@@ -236,20 +300,44 @@ impl Meet for Found<'_> {
     }
 }
 
-/// Stage 3's output: to the sink, placeholders in place of pieces.
-struct ToSink<'a, S> {
-    sink: &'a mut S,
+/// Stage 3's output, into an [`Emitted`]: chunks of stage 2's output where they are,
+/// anything else (held bytes, placeholders) copied aside.
+struct ToEmitted<'a> {
+    extra: &'a mut Vec<u8>,
+    chunks: &'a mut Vec<(Stream, bool, usize, usize)>,
+    /// Where the chunk being joined starts in `data`.
+    base: usize,
     replacements: &'a [Box<[u8]>],
     hits: &'a mut [u64],
 }
 
-impl<S: FnMut(Stream, &[u8])> Meet for ToSink<'_, S> {
+impl ToEmitted<'_> {
+    fn chunk(&mut self, stream: Stream, extra: bool, a: usize, b: usize) {
+        match self.chunks.last_mut() {
+            Some(last) if last.0 == stream && last.1 == extra && last.3 == a => last.3 = b,
+            _ => self.chunks.push((stream, extra, a, b)),
+        }
+    }
+
+    fn aside(&mut self, stream: Stream, bytes: &[u8]) {
+        let a = self.extra.len();
+        self.extra.extend_from_slice(bytes);
+        self.chunk(stream, true, a, self.extra.len());
+    }
+}
+
+impl Meet for ToEmitted<'_> {
     fn bytes(&mut self, stream: Stream, bytes: &[u8]) {
-        (self.sink)(stream, bytes);
+        self.aside(stream, bytes);
+    }
+
+    fn passed(&mut self, stream: Stream, _data: &[u8], from: usize, to: usize) {
+        self.chunk(stream, false, self.base + from, self.base + to);
     }
 
     fn piece(&mut self, stream: Stream, _at: u64, _len: usize, secret: usize) {
-        (self.sink)(stream, &self.replacements[secret]);
+        let marker = &self.replacements[secret];
+        self.aside(stream, marker);
     }
 
     fn hit(&mut self, secret: usize) {

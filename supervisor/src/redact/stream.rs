@@ -38,12 +38,9 @@ pub struct RedactStream {
 
 impl RedactStream {
     pub(super) fn new(redactor: &Arc<Redactor>) -> RedactStream {
-        // Sized once so it never reallocates: a reallocation would leave a partial secret
-        // behind in freed memory.
-        let cap = redactor.matcher.as_ref().map_or(0, |m| m.hold_capacity());
         RedactStream {
             redactor: Arc::clone(redactor),
-            held: Zeroizing::new(Vec::with_capacity(cap)),
+            held: Zeroizing::new(Vec::new()),
             held_at: 0,
             closed: false,
             hits: vec![0; redactor.names.len()],
@@ -97,7 +94,7 @@ impl RedactStream {
         let (rest, base) = if self.held.is_empty() {
             (input, self.held_at)
         } else if input.len() <= settle {
-            self.held.extend_from_slice(input);
+            append(&mut self.held, input);
             let mut emit = Covering::new(&redactor, out, &mut self.hits, covers, self.held_at);
             let keep = m.process(&self.held, tail, local(cap, self.held_at), &mut emit);
             #[cfg(any(test, fuzzing))]
@@ -109,7 +106,7 @@ impl RedactStream {
             // Join the held bytes to only the first input bytes, just enough to settle every
             // match that starts in them; the bulk is then searched in place, not copied.
             let joint = self.held.len();
-            self.held.extend_from_slice(&input[..settle]);
+            append(&mut self.held, &input[..settle]);
             let mut emit = Covering::new(&redactor, out, &mut self.hits, covers, self.held_at);
             let limit = Tail::Before(joint + LEAD_BACK);
             let keep = m.process(&self.held, limit, local(cap, self.held_at), &mut emit);
@@ -118,12 +115,9 @@ impl RedactStream {
             if keep < joint {
                 // Held back by `cap` inside the old bytes: keep all of it. (The caller's cap
                 // lies near the end of a push this long, so this does not happen.)
-                let mut all = Zeroizing::new(Vec::with_capacity(
-                    (joint - keep + input.len()).max(m.hold_capacity()),
-                ));
-                all.extend_from_slice(&self.held[keep..joint]);
-                all.extend_from_slice(input);
-                self.held = all;
+                self.held.truncate(joint);
+                self.held.drain(..keep);
+                append(&mut self.held, input);
                 self.held_at += keep as u64;
                 return;
             }
@@ -135,7 +129,7 @@ impl RedactStream {
         let keep = m.process(rest, tail, local(cap, base), &mut emit);
         #[cfg(any(test, fuzzing))]
         self.replaced.append(&mut emit.replaced);
-        self.held.extend_from_slice(&rest[keep..]);
+        append(&mut self.held, &rest[keep..]);
         self.held_at = base + keep as u64;
     }
 
@@ -151,6 +145,19 @@ impl RedactStream {
         self.closed = true;
         self.release(cap, covers, out);
     }
+}
+
+/// Appends to a buffer that may hold unredacted bytes, never reallocating it in place (which
+/// would leave a copy in freed memory): a full buffer moves to a new one twice its size, and
+/// the old one is zeroized as it is dropped.
+pub(super) fn append(buf: &mut Zeroizing<Vec<u8>>, bytes: &[u8]) {
+    if buf.capacity() - buf.len() < bytes.len() {
+        let size = (buf.len() + bytes.len()).max(2 * buf.capacity()).max(256);
+        let mut grown = Zeroizing::new(Vec::with_capacity(size));
+        grown.extend_from_slice(buf);
+        *buf = grown;
+    }
+    buf.extend_from_slice(bytes);
 }
 
 /// `cap` (a stream offset) as a position in a buffer starting at stream offset `base`.

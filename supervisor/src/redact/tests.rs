@@ -292,12 +292,14 @@ fn every_form_is_caught_split_anywhere_and_across_streams() {
         wrap(&STANDARD.encode(format!("xy{value}")), 16, "\r\n"),
         // hex: `.hex()`, wrapped as `xxd -p` wraps, `.hex(":").upper()`, `.hex(" ")`.
         "7040737320772f72643d263cc3a922746f6b5c6e2d3432".to_owned(),
+        "7040737320772F72643D263CC3A922746F6B5C6E2D3432".to_owned(),
         "7040737320772f72643d\n263cc3a922746f6b5c6e\n2d3432\n".to_owned(),
         "70:40:73:73:20:77:2F:72:64:3D:26:3C:C3:A9:22:74:6F:6B:5C:6E:2D:34:32".to_owned(),
         "70 40 73 73 20 77 2f 72 64 3d 26 3c c3 a9 22 74 6f 6b 5c 6e 2d 34 32".to_owned(),
         // percent: Python quote(v, safe=""), quote(v), quote_plus(v); JavaScript
         // encodeURIComponent and encodeURI; Java URLEncoder.encode.
         "p%40ss%20w%2Frd%3D%26%3C%C3%A9%22tok%5Cn-42".to_owned(),
+        "p%40ss%20w%2frd%3d%26%3c%c3%a9%22tok%5cn-42".to_owned(),
         "p%40ss%20w/rd%3D%26%3C%C3%A9%22tok%5Cn-42".to_owned(),
         "p%40ss+w%2Frd%3D%26%3C%C3%A9%22tok%5Cn-42".to_owned(),
         "p@ss%20w/rd=&%3C%C3%A9%22tok%5Cn-42".to_owned(),

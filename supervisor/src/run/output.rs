@@ -13,8 +13,8 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::oneshot;
 use zeroize::Zeroizing;
 
-use crate::redact::Redactor;
 pub use crate::redact::Stream;
+use crate::redact::{Emitted, Redactor};
 
 /// How much redacted output is kept for replies.
 pub const TAIL_BYTES: usize = 8 * 1024;
@@ -80,27 +80,32 @@ pub async fn pump(
         let _ = nix::fcntl::fcntl(pipe, nix::fcntl::FcntlArg::F_SETPIPE_SZ(PIPE_SIZE));
     }
     let mut output = redactor.output();
-    let mut to = Fanout::new(log, limit, sinks);
-    let mut sink = |s: Stream, b: &[u8]| to.chunk(s, b);
+    let mut writer = Writer::Inline(Fanout::new(log, limit, sinks), Emitted::default());
     let mut bufs = [
         Zeroizing::new(vec![0u8; FIRST_READ]),
         Zeroizing::new(vec![0u8; FIRST_READ]),
     ];
     let mut open = [true, true];
+    let mut read = 0u64;
     while open != [false, false] {
         let [out_buf, err_buf] = &mut bufs;
-        let (stream, read) = tokio::select! {
+        // Stdout first when both have bytes: the order a program wrote them in when it
+        // wrote stdout first, and a stable one.
+        let (stream, got) = tokio::select! {
+            biased;
             r = stdout.read(out_buf), if open[0] => (Stream::Stdout, r),
             r = stderr.read(err_buf), if open[1] => (Stream::Stderr, r),
         };
         let i = usize::from(stream == Stream::Stderr);
-        match read {
+        let mut em = writer.spare();
+        match got {
             Ok(0) | Err(_) => {
                 open[i] = false;
-                output.close(stream, &mut sink);
+                output.close_to(stream, &mut em);
             }
             Ok(n) => {
-                output.push(stream, &bufs[i][..n], &mut sink);
+                output.push_to(stream, &bufs[i][..n], &mut em);
+                read += n as u64;
                 if n == bufs[i].len() && n < MAX_READ {
                     // A new buffer, not a reallocation: the old one, which held
                     // unredacted output, is zeroized as it is dropped.
@@ -108,14 +113,102 @@ pub async fn pump(
                 }
             }
         }
+        writer.write(em).await;
+        if read > BUSY {
+            writer.go_busy();
+        }
         if let Some(first) = leak.as_ref().and_then(|_| output.first_hit()) {
             if let Some(tx) = leak.take() {
                 let _ = tx.send(first);
             }
         }
     }
-    let hits = output.hits();
-    to.finish(hits)
+    writer.finish().await.finish(output.hits())
+}
+
+/// Output after which the sinks get a thread of their own, so that writing (the log above
+/// all) overlaps with reading and redacting: a busy agent's output, not a quiet one's.
+const BUSY: u64 = 4 << 20;
+
+/// Where redacted chunks are written: here, or on a thread of their own.
+enum Writer {
+    /// The sinks, and the buffer to fill next.
+    Inline(Fanout, Emitted),
+    Thread {
+        chunks: tokio::sync::mpsc::Sender<Emitted>,
+        spare: std::sync::mpsc::Receiver<Emitted>,
+        done: tokio::task::JoinHandle<Fanout>,
+    },
+    Switching,
+}
+
+impl Writer {
+    /// A buffer for the next chunks: one the writer is done with, when there is one.
+    fn spare(&mut self) -> Emitted {
+        match self {
+            Writer::Inline(_, spare) => std::mem::take(spare),
+            Writer::Thread { spare, .. } => spare.try_recv().unwrap_or_default(),
+            Writer::Switching => Emitted::default(),
+        }
+    }
+
+    async fn write(&mut self, em: Emitted) {
+        match self {
+            Writer::Inline(to, spare) => {
+                for (stream, chunk) in em.chunks() {
+                    to.chunk(stream, chunk);
+                }
+                *spare = em;
+            }
+            Writer::Thread { chunks, .. } => {
+                if !em.is_empty() {
+                    // Only fails if the thread is gone, which `finish` reports.
+                    let _ = chunks.send(em).await;
+                }
+            }
+            Writer::Switching => unreachable!("a writer is never left switching"),
+        }
+    }
+
+    fn go_busy(&mut self) {
+        if !matches!(self, Writer::Inline(..)) {
+            return;
+        }
+        let Writer::Inline(mut to, _) = std::mem::replace(self, Writer::Switching) else {
+            unreachable!("checked above");
+        };
+        // Two batches in flight: enough to keep both sides busy, little memory.
+        let (chunks, mut rx) = tokio::sync::mpsc::channel::<Emitted>(2);
+        let (spare_tx, spare) = std::sync::mpsc::channel();
+        let done = tokio::task::spawn_blocking(move || {
+            while let Some(em) = rx.blocking_recv() {
+                for (stream, chunk) in em.chunks() {
+                    to.chunk(stream, chunk);
+                }
+                let _ = spare_tx.send(em);
+            }
+            to
+        });
+        *self = Writer::Thread {
+            chunks,
+            spare,
+            done,
+        };
+    }
+
+    async fn finish(self) -> Fanout {
+        match self {
+            Writer::Inline(to, _) => to,
+            Writer::Thread { chunks, done, .. } => {
+                drop(chunks);
+                match done.await {
+                    Ok(to) => to,
+                    Err(e) => std::panic::resume_unwind(e.into_panic()),
+                }
+            }
+            Writer::Switching => unreachable!("a writer is never left switching"),
+        }
+    }
 }
 
 /// Hands each redacted chunk to every sink.
