@@ -1,16 +1,13 @@
 //! The matcher: leftmost-longest replacement of needles in the view of a buffer, settling only
 //! what later input cannot change.
 //!
-//! Needles sit in one trie, walked anchored at candidate starts only. Candidates come from a
-//! prefilter: every needle is at least `stride + GRAM - 1` characters long, so an occurrence
+//! Needles sit in one sorted table, walked as a trie (narrowing the range of needles that
+//! share what was read so far) at candidate starts only. Candidates come from a prefilter: every needle is at least `stride + GRAM - 1` characters long, so an occurrence
 //! starting at `s` covers the window at the one sampled position in `s..s + stride`, and the
 //! filter holds the windows at needle offsets `0..stride`. A window is read through the view
 //! (line breaks and escape sequences left out), and a sampled position inside an escape
 //! sequence is read both as the walks from before and from within that sequence see it.
 
-use aho_corasick::automaton::{Automaton, StateID};
-use aho_corasick::nfa::contiguous::NFA;
-use aho_corasick::{Anchored, MatchKind};
 use zeroize::Zeroizing;
 
 use super::filter::{GRAM, GramFilter, StartFilter, has_control};
@@ -23,10 +20,10 @@ const ESC: u8 = 0x1b;
 
 /// The needles compiled for matching.
 pub struct Matcher {
-    /// A trie of all needles. The automaton (and the builder's intermediate one) keeps its own
-    /// copy of every needle, which cannot be zeroized; it lives as long as the run.
-    nfa: NFA,
-    start: StateID,
+    /// Every needle's bytes, one after another, in sorted order of the needles.
+    bytes: Zeroizing<Vec<u8>>,
+    /// Where each needle (pattern) lies in `bytes`.
+    spans: Vec<(usize, usize)>,
     /// Secret index per pattern.
     owner: Vec<usize>,
     ext: Vec<Ext>,
@@ -76,12 +73,26 @@ struct Found {
     pattern: usize,
 }
 
-/// Result of following the trie from one position.
+/// Result of following the needles from one position.
 struct Walk {
     /// End and pattern of the longest match starting there, extensions included.
     best: Option<(usize, usize)>,
     /// More input could still change `best`.
     open: bool,
+}
+
+/// The number of leading indices `0..n` for which `pred` holds (it holds for a prefix).
+fn partition(n: usize, pred: impl Fn(usize) -> bool) -> usize {
+    let (mut lo, mut hi) = (0, n);
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        if pred(mid) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
 }
 
 /// What follows a position in the view.
@@ -93,21 +104,23 @@ enum Next {
 
 impl Matcher {
     /// `needles`: (bytes as the view reads them, secret index, extension).
+    /// `needles`: (bytes as the view reads them, secret index, extension), sorted by bytes,
+    /// no two alike, none empty.
     pub fn new(needles: &[(Zeroizing<Vec<u8>>, usize, Ext)]) -> Matcher {
-        let nfa = NFA::builder()
-            .match_kind(MatchKind::LeftmostLongest)
-            .prefilter(false)
-            .build(needles.iter().map(|(n, _, _)| &n[..]))
-            // Only gigabytes of secrets exceed the automaton's limits; refusing is safer than
-            // running unredacted.
-            .expect("needles fit the automaton");
-        let start = nfa
-            .start_state(Anchored::Yes)
-            .expect("contiguous NFAs support anchored");
-        let stride = (nfa.min_pattern_len() + 1 - GRAM).min(MAX_STRIDE);
-        let max_chars = nfa.max_pattern_len();
+        debug_assert!(needles.windows(2).all(|w| w[0].0[..] < w[1].0[..]));
+        let total = needles.iter().map(|(n, _, _)| n.len()).sum();
+        let mut bytes = Zeroizing::new(Vec::with_capacity(total));
+        let mut spans = Vec::with_capacity(needles.len());
+        for (n, _, _) in needles {
+            spans.push((bytes.len(), n.len()));
+            bytes.extend_from_slice(n);
+        }
+        let min_chars = spans.iter().map(|s| s.1).min().unwrap_or(GRAM);
+        let stride = (min_chars + 1 - GRAM).min(MAX_STRIDE);
+        let max_chars = spans.iter().map(|s| s.1).max().unwrap_or(0);
         Matcher {
-            start,
+            bytes,
+            spans,
             owner: needles.iter().map(|(_, secret, _)| *secret).collect(),
             ext: needles.iter().map(|(_, _, ext)| *ext).collect(),
             lead_chars: needles.iter().fold(0, |set, (_, _, ext)| set | ext.lead),
@@ -118,7 +131,6 @@ impl Matcher {
             // Every character of the needle, the one that ends the walk and three of
             // extension, each after a gap; and an escape sequence to tell from a character.
             max_span: (max_chars + 4) * (MAX_GAP + 1) + MAX_CSI,
-            nfa,
         }
     }
 
@@ -348,64 +360,60 @@ impl Matcher {
         Some(gram)
     }
 
-    /// Follows the trie along the view from `s`, a character.
+    /// Follows the needles along the view from `s`, a character.
     fn walk(&self, buf: &[u8], s: usize, end: bool) -> Walk {
-        let nfa = &self.nfa;
-        let mut sid = self.start;
-        let (mut p, mut chars, mut gap) = (s, 0, 0);
+        // Patterns `lo..hi` are those whose first `depth` characters were read; sorted, so a
+        // pattern of exactly `depth` characters comes first among them. `first` is the first
+        // of those that go on.
+        let (mut first, mut hi, mut depth) = (0, self.spans.len(), 0);
+        let (mut p, mut gap) = (s, 0);
         let mut best: Option<(usize, usize)> = None;
         let mut open = false;
-        loop {
+        while first < hi {
             if p >= buf.len() {
-                open |= !end && self.continues(sid);
+                open |= !end;
                 break;
             }
             match step(buf, p, end) {
                 Step::Char => {}
                 Step::Skip(n) => {
                     gap += n;
-                    if chars < CHARS_BEFORE_GAP || gap > MAX_GAP {
+                    if depth < CHARS_BEFORE_GAP || gap > MAX_GAP {
                         break;
                     }
                     p += n;
                     continue;
                 }
                 Step::Unknown => {
-                    open |= self.continues(sid);
+                    open = true;
                     break;
                 }
             }
-            sid = nfa.next_state(Anchored::Yes, sid, buf[p]);
-            if nfa.is_dead(sid) {
+            let c = buf[p];
+            let range = &self.spans[first..hi];
+            let at = |i: usize| self.bytes[range[i].0 + depth];
+            let a = partition(range.len(), |i| at(i) < c);
+            let b = a + partition(range.len() - a, |i| at(a + i) <= c);
+            if a == b {
                 break;
             }
+            let lo = first + a;
+            hi = first + b;
+            depth += 1;
             p += 1;
-            chars += 1;
             gap = 0;
-            if nfa.is_match(sid) {
-                // A match state also lists needles that end here but start later (copied
-                // along failure links); only the one spelled from `s` counts.
-                for j in 0..nfa.match_len(sid) {
-                    let pattern = nfa.match_pattern(sid, j);
-                    if nfa.pattern_len(pattern) != chars {
-                        continue;
-                    }
-                    let (e, ext_open) = self.extend(buf, p, pattern.as_usize(), end);
-                    open |= ext_open;
-                    if best.is_none_or(|(b, _)| e >= b) {
-                        best = Some((e, pattern.as_usize()));
-                    }
+            first = lo;
+            if self.spans[lo].1 == depth {
+                let (e, ext_open) = self.extend(buf, p, lo, end);
+                open |= ext_open;
+                // The match reaching furthest; on a tie, the longer needle.
+                if best.is_none_or(|(b, _)| e >= b) {
+                    best = Some((e, lo));
                 }
+                first = lo + 1;
             }
         }
         Walk { best, open }
-    }
-
-    /// Whether the trie goes on from `sid`: more characters could make a longer needle.
-    fn continues(&self, sid: StateID) -> bool {
-        // Inside the trie, only a complete needle can lack a continuation.
-        !self.nfa.is_match(sid)
-            || (0..=255).any(|b| !self.nfa.is_dead(self.nfa.next_state(Anchored::Yes, sid, b)))
     }
 
     /// The end of a match of `pattern` whose needle ends at `e`, with the trailing character

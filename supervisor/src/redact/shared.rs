@@ -1,5 +1,5 @@
-//! One redactor for every live run that received the same secrets: its automaton is most of
-//! what a running agent costs the daemon in memory.
+//! One redactor for every live run that received the same secrets: its needle table and
+//! filter are most of what a running agent costs the daemon in memory.
 
 use std::sync::Arc;
 
@@ -9,8 +9,9 @@ use super::Redactor;
 
 /// The redactor for these secrets, shared with every live run of this process that
 /// received the same names and values in the same order. Runs started by the same trigger
-/// usually do (a schedule's runs, a webhook's), and a redactor's automaton is most of what a
-/// running agent costs the daemon in memory. A redactor lives as long as one run holds it.
+/// usually do (a schedule's runs, a webhook's), and a redactor (its needle table and filter)
+/// is most of what a running agent costs the daemon in memory. A redactor lives as long as
+/// one run holds it.
 pub fn shared<'a>(secrets: impl IntoIterator<Item = (&'a str, &'a SecretString)>) -> Arc<Redactor> {
     static SHARED: std::sync::LazyLock<Shared> = std::sync::LazyLock::new(Shared::default);
     SHARED.get(secrets.into_iter().collect())
