@@ -6,7 +6,7 @@
 pub const GRAM: usize = 4;
 
 /// A blocked Bloom filter over the `GRAM`-character windows at offsets `0..stride` of every
-/// needle: one hash picks a 64-bit word and two bits in it, so a lookup touches memory once.
+/// needle: one hash picks a 64-bit word and three bits in it, so a lookup touches memory once.
 pub struct GramFilter {
     words: Vec<u64>,
     shift: u32,
@@ -14,8 +14,8 @@ pub struct GramFilter {
 
 impl GramFilter {
     pub fn new<'a>(needles: impl ExactSizeIterator<Item = &'a [u8]>, stride: usize) -> GramFilter {
-        // 32 bits per entry keep false positives near 1%; each one costs up to `stride`
-        // trie walks.
+        // 32 bits per entry and three bits each keep false positives near 0.1%; each one
+        // costs up to `stride` candidate starts.
         let size = (needles.len() * stride * 32)
             .next_power_of_two()
             .clamp(1 << 12, 1 << 26);
@@ -33,11 +33,12 @@ impl GramFilter {
         filter
     }
 
-    /// The word (the top bits of a multiplicative hash) and the two bits (from its low bits).
+    /// The word (the top bits of a multiplicative hash) and the three bits (from its low
+    /// bits).
     #[inline]
     fn slot(&self, gram: u32) -> (usize, u64) {
         let h = u64::from(gram).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        let bits = 1u64 << (h & 63) | 1u64 << ((h >> 6) & 63);
+        let bits = 1u64 << (h & 63) | 1u64 << ((h >> 6) & 63) | 1u64 << ((h >> 12) & 63);
         ((h >> self.shift) as usize, bits)
     }
 

@@ -24,6 +24,8 @@ pub struct Matcher {
     bytes: Zeroizing<Vec<u8>>,
     /// Where each needle (pattern) lies in `bytes`.
     spans: Vec<(usize, usize)>,
+    /// The patterns that begin with each byte, as a range.
+    by_first: Vec<(u32, u32)>,
     /// Secret index per pattern.
     owner: Vec<usize>,
     ext: Vec<Ext>,
@@ -115,12 +117,21 @@ impl Matcher {
             spans.push((bytes.len(), n.len()));
             bytes.extend_from_slice(n);
         }
+        let mut by_first = vec![(0u32, 0u32); 256];
+        for (i, (n, _, _)) in needles.iter().enumerate() {
+            let r = &mut by_first[usize::from(n[0])];
+            if r.0 == r.1 {
+                *r = (i as u32, i as u32);
+            }
+            r.1 = i as u32 + 1;
+        }
         let min_chars = spans.iter().map(|s| s.1).min().unwrap_or(GRAM);
         let stride = (min_chars + 1 - GRAM).min(MAX_STRIDE);
         let max_chars = spans.iter().map(|s| s.1).max().unwrap_or(0);
         Matcher {
             bytes,
             spans,
+            by_first,
             owner: needles.iter().map(|(_, secret, _)| *secret).collect(),
             ext: needles.iter().map(|(_, _, ext)| *ext).collect(),
             lead_chars: needles.iter().fold(0, |set, (_, _, ext)| set | ext.lead),
@@ -365,7 +376,8 @@ impl Matcher {
         // Patterns `lo..hi` are those whose first `depth` characters were read; sorted, so a
         // pattern of exactly `depth` characters comes first among them. `first` is the first
         // of those that go on.
-        let (mut first, mut hi, mut depth) = (0, self.spans.len(), 0);
+        let (lo, hi) = self.by_first[usize::from(buf[s])];
+        let (mut first, mut hi, mut depth) = (lo as usize, hi as usize, 0);
         let (mut p, mut gap) = (s, 0);
         let mut best: Option<(usize, usize)> = None;
         let mut open = false;
