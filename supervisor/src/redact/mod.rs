@@ -17,6 +17,7 @@ mod forms;
 mod junction;
 mod matcher;
 mod output;
+#[cfg(any(test, fuzzing))]
 #[doc(hidden)]
 pub mod reference;
 mod shared;
