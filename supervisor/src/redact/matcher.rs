@@ -231,16 +231,19 @@ impl Matcher {
     }
 
     /// A position before which no match can be open: from there to the end the view has more
-    /// characters than a needle and its extension. Counted back over the bytes, every byte but
-    /// a line break taken as a character, and room kept for escape sequences.
+    /// characters than a needle and its extension. Counted back over the bytes that are
+    /// characters in any view: not a line break, not an escape character, and not within an
+    /// escape sequence's length after one (which is seen only once passed, going back).
     fn open_window(&self, buf: &[u8]) -> usize {
         let mut need = self.max_chars + 4;
         let mut p = buf.len();
         while p > 0 && need > 0 {
             p -= 1;
+            let after_esc =
+                || memchr::memrchr(ESC, &buf[p.saturating_sub(MAX_CSI - 1)..p]).is_some();
             match buf[p] {
-                b'\n' | b'\r' => {}
-                ESC => need += MAX_CSI,
+                b'\n' | b'\r' | ESC => {}
+                _ if after_esc() => {}
                 _ => need -= 1,
             }
         }

@@ -463,3 +463,15 @@ fn the_prefilter_finds_a_gap_at_every_offset_of_every_sampled_window() {
         }
     }
 }
+
+#[test]
+fn a_long_gap_of_escape_sequences_is_held_across_one_byte_pushes() {
+    // Found by the fuzz target: going back from the end of a push, the bytes of an escape
+    // sequence were counted as characters before its escape character came in sight, so the
+    // start of a match broken by a long gap was let go too early.
+    // A short value: its longest form (hex with colons) is 17 characters.
+    let r = redactor(&[("V", "tok-01")]);
+    let gap = "\x1b[38;5;208m\r\n\x1b[48;5;17m\x1b[1m\x1b[4m\x1b[0m\x1b[38;5;208m\x1b[48;5;17m\r\n";
+    let input = format!("<74:6{gap}f:6b:2d:30:31>");
+    assert_eq!(check(&r, input.as_bytes()), b"<[REDACTED:V]>");
+}
