@@ -180,3 +180,50 @@ impl<M: Meet> Emit for Crossing<'_, M> {
         self.runs.iter().any(|r| start < r.end && r.end < end)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::redact::Needles;
+
+    #[derive(Default)]
+    struct Seen {
+        out: Vec<(Stream, Vec<u8>)>,
+        pieces: Vec<(Stream, u64, usize)>,
+    }
+
+    impl Meet for Seen {
+        fn bytes(&mut self, stream: Stream, bytes: &[u8]) {
+            self.out.push((stream, bytes.to_vec()));
+        }
+        fn piece(&mut self, stream: Stream, at: u64, len: usize, _: usize) {
+            self.pieces.push((stream, at, len));
+            self.out.push((stream, b"#".to_vec()));
+        }
+        fn hit(&mut self, _: usize) {}
+    }
+
+    #[test]
+    fn only_matches_across_a_change_of_stream_are_replaced_with_their_offsets() {
+        let n = Needles::new([("S", "joined-value-7")]);
+        let m = Matcher::new(&n.needles);
+        let mut j = Junction::default();
+        let mut seen = Seen::default();
+        j.join(&m, Stream::Stdout, 0, b"x joined-", &mut seen);
+        assert_eq!(j.held_from(Stream::Stdout), Some(2));
+        j.join(&m, Stream::Stderr, 10, b"value-7 y", &mut seen);
+        assert_eq!(j.held_from(Stream::Stdout), None);
+        j.flush(&m, &mut seen);
+        assert_eq!(
+            seen.pieces,
+            [(Stream::Stdout, 2, 7), (Stream::Stderr, 10, 7)],
+            "each stream's piece, at its own offsets"
+        );
+        // A whole match inside one stream is that stream's business.
+        let mut j = Junction::default();
+        let mut seen = Seen::default();
+        j.join(&m, Stream::Stdout, 0, b"joined-value-7 z", &mut seen);
+        j.flush(&m, &mut seen);
+        assert!(seen.pieces.is_empty());
+    }
+}

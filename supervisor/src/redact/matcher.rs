@@ -477,3 +477,74 @@ fn next_char(buf: &[u8], mut q: usize, end: bool) -> Next {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::redact::Needles;
+
+    fn matcher(values: &[&str]) -> Matcher {
+        let names: Vec<String> = (0..values.len()).map(|i| format!("S{i}")).collect();
+        let n = Needles::new(names.iter().map(String::as_str).zip(values.iter().copied()));
+        Matcher::new(&n.needles)
+    }
+
+    /// Where `process` replaces (as start..end pairs) in `buf`, the stream ended.
+    fn matches(m: &Matcher, buf: &[u8]) -> Vec<(usize, usize)> {
+        struct Spans(Vec<(usize, usize)>);
+        impl Emit for Spans {
+            fn bytes(&mut self, _: &[u8], _: usize, _: usize) {}
+            fn marker(&mut self, _: &[u8], start: usize, end: usize, _: usize) {
+                self.0.push((start, end));
+            }
+        }
+        let mut spans = Spans(Vec::new());
+        m.process(buf, Tail::End, usize::MAX, &mut spans);
+        spans.0
+    }
+
+    #[test]
+    fn only_what_could_still_become_a_match_is_held() {
+        let m = matcher(&["abcdef-123"]);
+        assert_eq!(m.first_open(b"xx abc", 0), 3);
+        assert_eq!(m.first_open(b"xx abz", 0), 6);
+        assert_eq!(m.first_open(b"xx abcd\n", 0), 3, "a line break after four");
+        assert_eq!(m.first_open(b"xx ab\n", 0), 6, "a line break after two");
+        assert_eq!(m.first_open(b"xx \x1b[3", 0), 3, "an unfinished escape");
+    }
+
+    #[test]
+    fn a_gap_counts_only_after_four_characters_and_up_to_its_limit() {
+        let m = matcher(&["abcdef-123"]);
+        assert_eq!(matches(&m, b"<abcd\r\nef-123>"), [(1, 13)]);
+        assert_eq!(matches(&m, b"<abc\ndef-123>"), []);
+        let long = [b"<abcd".as_slice(), &[b'\n'; MAX_GAP], b"ef-123>"].concat();
+        assert_eq!(matches(&m, &long), [(1, long.len() - 1)]);
+        let longer = [b"<abcd".as_slice(), &[b'\n'; MAX_GAP + 1], b"ef-123>"].concat();
+        assert_eq!(matches(&m, &longer), []);
+    }
+
+    #[test]
+    fn a_base64_match_takes_in_its_partial_characters() {
+        // "Zm9vYmFy" is base64 of "foobar"; at the end of the data its last quantum is whole.
+        let m = matcher(&["foobar-x"]);
+        // "foobar-x" (8 bytes): the last character mixes 4 bits of 'x' with padding.
+        let line = b"Zm9vYmFyLXg=\n";
+        assert_eq!(matches(&m, line), [(0, 12)]);
+        // After one byte before it ("!foobar-x"), the character that mixes that byte with
+        // the value ('W') is taken in too; the one before depends on '!' alone.
+        let blob = b"IWZvb2Jhci14\n";
+        assert_eq!(matches(&m, blob), [(1, 12)]);
+    }
+
+    #[test]
+    fn the_partition_is_a_binary_search() {
+        let v = [1, 3, 3, 5, 8];
+        for x in 0..10 {
+            assert_eq!(
+                partition(v.len(), |i| v[i] < x),
+                v.iter().filter(|&&e| e < x).count()
+            );
+        }
+    }
+}

@@ -262,3 +262,46 @@ impl Emit for Covering<'_> {
         self.to.marker(buf, start, end, secret);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::SecretString;
+
+    #[test]
+    fn a_full_buffer_moves_instead_of_growing_in_place() {
+        let mut buf = Zeroizing::new(Vec::new());
+        append(&mut buf, b"abc");
+        let (ptr, cap) = (buf.as_ptr(), buf.capacity());
+        assert!(cap >= 256);
+        append(&mut buf, &vec![b'x'; cap - 3]);
+        assert_eq!(buf.as_ptr(), ptr, "it fits: no move");
+        append(&mut buf, b"y");
+        assert_ne!(buf.as_ptr(), ptr, "full: a new buffer");
+        assert!(buf.capacity() >= 2 * cap);
+        assert_eq!(&buf[..3], b"abc");
+        assert_eq!(buf.last(), Some(&b'y'));
+    }
+
+    #[test]
+    fn covers_are_replaced_where_they_fall_and_held_bytes_wait_for_the_cap() {
+        let value = SecretString::from("cover-me-0123".to_owned());
+        let r = Arc::new(Redactor::new([("V", &value)]));
+        let mut s = r.stream();
+        let mut covers = vec![Cover {
+            start: 2,
+            end: 5,
+            secret: 0,
+        }];
+        let mut out = Vec::new();
+        // Nothing at or after offset 4 is settled yet.
+        s.feed(b"0123456789", 4, &mut covers, &mut out);
+        assert_eq!(out, b"01[REDACTED:V]");
+        s.release(u64::MAX, &mut covers, &mut out);
+        assert!(covers.is_empty(), "a cover passed is dropped");
+        // The last digit could still lead a base64 form that a next push begins.
+        assert_eq!(out, b"01[REDACTED:V][REDACTED:V]5678");
+        s.close(u64::MAX, &mut covers, &mut out);
+        assert_eq!(out, b"01[REDACTED:V][REDACTED:V]56789");
+    }
+}
