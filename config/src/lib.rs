@@ -25,7 +25,7 @@ pub use integrations::{
 };
 pub use load::{
     Agent, Config, DEFAULT_AGENT_PATH, DEFAULT_KILL_GRACE, DEFAULT_LOG_LIMIT, DEFAULT_TIMEOUT,
-    Member, SecretRef, Team, TriggerKind,
+    Member, OnLeak, SecretRef, Team, TriggerKind,
 };
 pub use names::{NameError, SecretName, is_reserved_env_name, validate_member_name};
 pub use sandbox::{AgentPolicy, CgroupSetting, Limits, Sandbox};

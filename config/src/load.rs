@@ -124,6 +124,28 @@ pub struct Agent {
     pub log_limit: u64,
     /// What it may read and write, its network, its limits.
     pub policy: AgentPolicy,
+    pub on_leak: OnLeak,
+}
+
+/// What happens to a run whose output showed the value of a secret it received (the value
+/// itself is redacted either way).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnLeak {
+    /// The run goes on; the secret is marked as leaked.
+    #[default]
+    Flag,
+    /// The secret is marked, and the run is stopped.
+    Fail,
+}
+
+impl OnLeak {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnLeak::Flag => "flag",
+            OnLeak::Fail => "fail",
+        }
+    }
 }
 
 impl Agent {
@@ -580,6 +602,7 @@ impl Validator<'_> {
             max_concurrent,
             log_limit,
             policy,
+            on_leak: a.on_leak,
         }
     }
 }

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::integrations::UnknownUsers;
-use crate::load::{SecretRef, TriggerKind};
+use crate::load::{OnLeak, SecretRef, TriggerKind};
 use crate::schedules::Overlap;
 
 #[derive(Deserialize)]
@@ -82,6 +82,8 @@ pub(crate) struct RawAgent {
     pub pids_max: Option<Spanned<u64>>,
     pub cpu_max: Option<Spanned<String>>,
     pub allow_unconfined: Option<bool>,
+    #[serde(default)]
+    pub on_leak: OnLeak,
 }
 
 #[derive(Deserialize)]

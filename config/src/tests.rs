@@ -81,6 +81,25 @@ fn defaults_are_applied() {
     assert_eq!(a.secrets, None);
     assert_eq!(a.env["PATH"], crate::DEFAULT_AGENT_PATH);
     assert_eq!(a.log_limit, crate::DEFAULT_LOG_LIMIT);
+    assert_eq!(a.on_leak, crate::OnLeak::Flag);
+}
+
+#[test]
+fn on_leak_takes_flag_or_fail() {
+    let agent = |v: &str| {
+        format!("[team]\nname='t'\n[[agents]]\nname='a'\ncommand=['/bin/true']\non_leak = {v}\n")
+    };
+    assert_eq!(
+        parse(&agent("'fail'")).unwrap().agents[0].on_leak,
+        crate::OnLeak::Fail
+    );
+    assert_eq!(
+        parse(&agent("'flag'")).unwrap().agents[0].on_leak,
+        crate::OnLeak::Flag
+    );
+    let p = problems(&agent("'stop'"));
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(p[0].0, 6, "{p:?}");
 }
 
 #[test]

@@ -111,6 +111,13 @@ const MIGRATIONS: &[&str] = &[
         mac     TEXT NOT NULL       -- HMAC of the above under the audit key
     ) STRICT;
     "#,
+    // 3: a secret whose value a run's output showed (redacted): the last such run, when,
+    // and how many runs since the value was last set.
+    r#"
+    ALTER TABLE secrets ADD COLUMN leaked_run TEXT;
+    ALTER TABLE secrets ADD COLUMN leaked_at TEXT;
+    ALTER TABLE secrets ADD COLUMN leaked_runs INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 /// Whether a write must be on disk before it returns.

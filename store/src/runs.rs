@@ -31,6 +31,10 @@ pub enum RunStatus {
     Interrupted,
     /// Left marked running by a supervisor that died.
     Lost,
+    /// Stopped because its output showed the value of `secret` (agent `on_leak = "fail"`).
+    Leaked {
+        secret: String,
+    },
 }
 
 impl RunStatus {
@@ -44,6 +48,7 @@ impl RunStatus {
             RunStatus::Rejected { .. } => "rejected",
             RunStatus::Interrupted => "interrupted",
             RunStatus::Lost => "lost",
+            RunStatus::Leaked { .. } => "leaked",
         }
     }
 
@@ -52,6 +57,7 @@ impl RunStatus {
             RunStatus::Failed { code } => (Some(*code), None, None),
             RunStatus::Killed { signal } => (None, Some(*signal), None),
             RunStatus::Rejected { reason } => (None, None, Some(reason)),
+            RunStatus::Leaked { secret } => (None, None, Some(secret)),
             _ => (None, None, None),
         }
     }
@@ -77,6 +83,9 @@ impl RunStatus {
             },
             "interrupted" => RunStatus::Interrupted,
             "lost" => RunStatus::Lost,
+            "leaked" => RunStatus::Leaked {
+                secret: reason.unwrap_or_default(),
+            },
             other => return Err(StoreError::Corrupt(format!("unknown run status `{other}`"))),
         })
     }

@@ -12,6 +12,7 @@ use crate::audit::{RowChange, append, current_head};
 use crate::crypto::Binding;
 use crate::db::{Sync, write_tx};
 use crate::evidence::{AuditKey, secret_subject};
+use crate::leaks::Leak;
 use crate::seal::{LastWrite, check_rows, fingerprint, last_write};
 use crate::time::{format_time, now, parse_time};
 use crate::{Result, Store, StoreError};
@@ -43,7 +44,7 @@ impl Scope {
         }
     }
 
-    fn owner_column(&self) -> &str {
+    pub(crate) fn owner_column(&self) -> &str {
         self.owner().unwrap_or("")
     }
 
@@ -78,6 +79,8 @@ pub struct SecretMeta {
     #[serde(serialize_with = "rfc3339")]
     pub updated_at: DateTime<Utc>,
     pub updated_by: String,
+    /// Set when a run's output showed the value (redacted); cleared when it is updated.
+    pub leak: Option<Leak>,
 }
 
 fn scope_kind<S: serde::Serializer>(scope: &Scope, s: S) -> Result<S::Ok, S::Error> {
@@ -130,8 +133,7 @@ pub fn validate_value(value: &SecretString) -> Result<()> {
     Ok(())
 }
 
-const META_COLUMNS: &str =
-    "scope, owner, name, description, version, created_at, created_by, updated_at, updated_by";
+const META_COLUMNS: &str = "scope, owner, name, description, version, created_at, created_by, updated_at, updated_by, leaked_run, leaked_at, leaked_runs";
 
 /// The columns of [`META_COLUMNS`], in order.
 fn meta_from_row(r: &Row<'_>) -> rusqlite::Result<MetaRow> {
@@ -148,12 +150,35 @@ type MetaRow = (
     String,
     String,
     String,
+    Option<String>,
+    Option<String>,
+    i64,
 );
 
 fn meta_from_tuple(t: MetaRow) -> Result<SecretMeta> {
-    let (kind, owner, name, description, version, created_at, created_by, updated_at, updated_by) =
-        t;
+    let (
+        kind,
+        owner,
+        name,
+        description,
+        version,
+        created_at,
+        created_by,
+        updated_at,
+        updated_by,
+        leaked_run,
+        leaked_at,
+        leaked_runs,
+    ) = t;
     let scope = Scope::from_columns(&kind, owner)?;
+    let leak = match (leaked_run, leaked_at) {
+        (Some(run), Some(at)) => Some(Leak {
+            run,
+            at: parse_time(&at)?,
+            runs: leaked_runs,
+        }),
+        _ => None,
+    };
     Ok(SecretMeta {
         name: SecretName::new(&name).map_err(|e| StoreError::Corrupt(e.to_string()))?,
         owner: scope.owner().map(str::to_owned),
@@ -164,10 +189,15 @@ fn meta_from_tuple(t: MetaRow) -> Result<SecretMeta> {
         created_by,
         updated_at: parse_time(&updated_at)?,
         updated_by,
+        leak,
     })
 }
 
-fn find(tx: &Transaction<'_>, scope: &Scope, name: &SecretName) -> Result<Option<SecretMeta>> {
+pub(crate) fn find(
+    tx: &Transaction<'_>,
+    scope: &Scope,
+    name: &SecretName,
+) -> Result<Option<SecretMeta>> {
     let row = tx
         .query_row(
             &format!(
@@ -297,7 +327,8 @@ impl Store {
                 },
             )?;
             tx.execute(
-                "UPDATE secrets SET version = ?4, nonce = ?5, ciphertext = ?6, description = COALESCE(?7, description), updated_at = ?8, updated_by = ?9
+                "UPDATE secrets SET version = ?4, nonce = ?5, ciphertext = ?6, description = COALESCE(?7, description), updated_at = ?8, updated_by = ?9,
+                 leaked_run = NULL, leaked_at = NULL, leaked_runs = 0
                  WHERE scope = ?1 AND owner = ?2 AND name = ?3",
                 params![scope.kind(), scope.owner_column(), name.as_str(), version, &nonce[..], ct, description, format_time(now()), actor],
             )?;

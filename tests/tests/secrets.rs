@@ -199,6 +199,7 @@ fn list_json_has_exactly_the_documented_fields_and_no_value() {
                     "created_at",
                     "created_by",
                     "description",
+                    "leak",
                     "name",
                     "owner",
                     "scope",
@@ -208,6 +209,7 @@ fn list_json_has_exactly_the_documented_fields_and_no_value() {
                 ],
                 "{s}"
             );
+            assert_eq!(s["leak"], serde_json::Value::Null, "no run leaked it: {s}");
             for key in ["created_at", "updated_at"] {
                 let t = s[key].as_str().expect("a string");
                 chrono::DateTime::parse_from_rfc3339(t)

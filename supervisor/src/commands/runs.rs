@@ -65,6 +65,11 @@ pub fn show(backend: &mut Backend, id: &str, json: bool) -> Result<()> {
     if let Some(reason) = &r.reason {
         println!("reason    {reason}");
     }
+    if let Some(secret) = &r.secret {
+        println!(
+            "reason    its output showed the value of {secret} (redacted); on_leak = \"fail\" stopped it"
+        );
+    }
     println!("started   {}", format_time(r.started_at));
     println!(
         "ended     {}",
@@ -93,6 +98,13 @@ pub fn show(backend: &mut Backend, id: &str, json: bool) -> Result<()> {
                 shadows
             );
         }
+    }
+    if let Some(list) = r.detail["leaks"].as_array().filter(|l| !l.is_empty()) {
+        let shown: Vec<String> = list
+            .iter()
+            .map(|l| format!("{} ({}x)", l["name"].as_str().unwrap_or("?"), l["hits"]))
+            .collect();
+        println!("leaked    {} (values redacted)", shown.join(", "));
     }
     for (key, label) in [
         ("missing", "not in scope"),

@@ -165,7 +165,7 @@ pub fn list(backend: &mut Backend, json: bool, all: bool) -> Result<()> {
 
 fn print_table(secrets: &[SecretView], with_owner: bool) {
     let now = supervisor_store::now();
-    let rows: Vec<[String; 5]> = secrets
+    let rows: Vec<[String; 6]> = secrets
         .iter()
         .map(|s| {
             [
@@ -173,11 +173,19 @@ fn print_table(secrets: &[SecretView], with_owner: bool) {
                 s.scope.clone(),
                 s.owner.clone().unwrap_or_default(),
                 when::ago(s.updated_at, now),
+                leaked(s, now),
                 s.description.clone().unwrap_or_default(),
             ]
         })
         .collect();
-    let header = ["NAME", "SCOPE", "OWNER", "LAST UPDATED", "DESCRIPTION"];
+    let header = [
+        "NAME",
+        "SCOPE",
+        "OWNER",
+        "LAST UPDATED",
+        "LEAKED",
+        "DESCRIPTION",
+    ];
     let width = |i: usize| {
         rows.iter()
             .map(|r| r[i].chars().count())
@@ -185,13 +193,14 @@ fn print_table(secrets: &[SecretView], with_owner: bool) {
             .max()
             .unwrap_or(0)
     };
-    let widths: Vec<usize> = (0..5).map(width).collect();
-    let columns: &[usize] = if with_owner {
-        &[0, 1, 2, 3, 4]
-    } else {
-        &[0, 1, 3, 4]
-    };
+    let widths: Vec<usize> = (0..header.len()).map(width).collect();
+    // The owner column for `--all`, the leak column when some secret has leaked.
+    let any_leak = secrets.iter().any(|s| s.leak.is_some());
+    let columns: Vec<usize> = (0..header.len())
+        .filter(|&i| (i != 2 || with_owner) && (i != 4 || any_leak))
+        .collect();
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let columns = &columns[..];
     let mut line = |cells: &[&str]| {
         let mut text = String::new();
         for (k, &i) in columns.iter().enumerate() {
@@ -211,4 +220,21 @@ fn print_table(secrets: &[SecretView], with_owner: bool) {
     if rows.is_empty() {
         println!("(no secrets yet: `supervisor secret create --help` shows how to add one)");
     }
+    if any_leak {
+        println!(
+            "LEAKED: a run's output showed the value (it was redacted there); `supervisor runs show RUN` tells more, and `secret update` rotates it"
+        );
+    }
+}
+
+/// When a secret's value last showed in a run's output, and in which run.
+fn leaked(s: &SecretView, now: chrono::DateTime<chrono::Utc>) -> String {
+    let Some(leak) = &s.leak else {
+        return String::new();
+    };
+    let more = match leak.runs {
+        n if n > 1 => format!(", {n} runs"),
+        _ => String::new(),
+    };
+    format!("{} in run {}{more}", when::ago(leak.at, now), leak.run)
 }

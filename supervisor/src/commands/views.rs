@@ -34,6 +34,17 @@ pub struct SecretView {
     pub description: Option<String>,
     pub version: i64,
     pub updated_at: DateTime<Utc>,
+    /// Set when a run's output showed the value (redacted).
+    #[serde(default)]
+    pub leak: Option<LeakView>,
+}
+
+/// The last run whose output showed a secret's value, when, and how many did.
+#[derive(Debug, Deserialize)]
+pub struct LeakView {
+    pub run: String,
+    pub at: DateTime<Utc>,
+    pub runs: i64,
 }
 
 impl SecretView {
@@ -65,6 +76,8 @@ pub struct RunView {
     pub code: Option<i32>,
     pub signal: Option<i32>,
     pub reason: Option<String>,
+    /// The secret whose value a `leaked` run showed.
+    pub secret: Option<String>,
     pub started_at: DateTime<Utc>,
     pub ended_at: Option<DateTime<Utc>>,
     pub log_bytes: u64,

@@ -384,8 +384,8 @@ impl Replier for LinearReplier {
 
     fn finished(&self, outcome: &Outcome) -> ReplyFuture {
         let inner = self.inner.clone();
-        // The tail is redacted already; the whole comment passes the run's
-        // redactor once more, as every reply that quotes a run does.
+        // The whole comment passes the run's redactor once more, as every
+        // reply that quotes a run does.
         let text = finished_text(&inner.agent, outcome);
         let text = match &outcome.redactor {
             Some(r) => crate::run::redact_text(r, &text),
@@ -415,7 +415,8 @@ fn started_text(agent: &str, record: &RunRecord) -> String {
     format!("Started agent `{agent}`{by}, run ID `{}`.", record.id)
 }
 
-/// The closing comment: outcome, duration and the redacted output tail.
+/// The closing comment: outcome, duration and the end of the output, redacted whole before
+/// it is cut.
 pub fn finished_text(agent: &str, outcome: &Outcome) -> String {
     let r = &outcome.record;
     let mut text = format!("Agent `{agent}` {}", describe_outcome(&r.status));
@@ -424,7 +425,11 @@ pub fn finished_text(agent: &str, outcome: &Outcome) -> String {
         text.push_str(&format!(" after {}", duration(ms)));
     }
     text.push_str(&format!(" (run ID `{}`).", r.id));
-    let tail = outcome.tail.trim_end();
+    let tail = match &outcome.redactor {
+        Some(r) => r.redact_text(&outcome.tail),
+        None => outcome.tail.clone(),
+    };
+    let tail = tail.trim_end();
     if !tail.is_empty() {
         let (tail, cut) = last_chars(tail, MAX_TAIL_CHARS);
         let fence = fence_for(tail);
@@ -484,6 +489,14 @@ mod tests {
     use super::*;
 
     fn outcome(status: RunStatus, tail: &str) -> Outcome {
+        outcome_with(status, tail, None)
+    }
+
+    fn outcome_with(
+        status: RunStatus,
+        tail: &str,
+        redactor: Option<Arc<crate::redact::Redactor>>,
+    ) -> Outcome {
         let started_at = chrono::Utc::now();
         Outcome {
             record: RunRecord {
@@ -499,8 +512,23 @@ mod tests {
                 detail: json!({}),
             },
             tail: tail.into(),
-            redactor: None,
+            redactor,
         }
+    }
+
+    #[test]
+    fn the_tail_is_redacted_whole_before_it_is_cut() {
+        let value = "lin-secret-0123456789";
+        let secret = SecretString::from(value.to_owned());
+        let redactor = Arc::new(crate::redact::Redactor::new([("TOKEN", &secret)]));
+        // Cut first, the quoted end would start with the value's last characters.
+        let tail = format!("{value}{}", "y".repeat(MAX_TAIL_CHARS - 6));
+        let text = finished_text(
+            "fixer",
+            &outcome_with(RunStatus::Succeeded, &tail, Some(redactor)),
+        );
+        assert!(!text.contains(&value[value.len() - 6..]), "{text}");
+        assert!(text.contains(&"y".repeat(MAX_TAIL_CHARS - 6)), "{text}");
     }
 
     #[test]

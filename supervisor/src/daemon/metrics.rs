@@ -14,6 +14,7 @@ pub struct Metrics {
     finished: Mutex<BTreeMap<(String, String, String), u64>>,
     webhooks: Mutex<BTreeMap<(String, String), u64>>,
     control: Mutex<BTreeMap<(String, String), u64>>,
+    leaks: Mutex<BTreeMap<(String, String), u64>>,
     pub running: AtomicU64,
     pub queued: AtomicU64,
     pub redactions: AtomicU64,
@@ -58,6 +59,11 @@ impl Metrics {
         bump(&self.control, (request.to_owned(), result.to_owned()));
     }
 
+    /// A run of `agent` whose output showed the value of `secret`.
+    pub fn leak(&self, agent: &str, secret: &str) {
+        bump(&self.leaks, (agent.to_owned(), secret.to_owned()));
+    }
+
     pub fn schedule_lateness(&self, seconds: f64) {
         let mut h = self.lateness.lock().unwrap_or_else(|p| p.into_inner());
         for (i, bound) in LATENESS_BUCKETS.iter().enumerate() {
@@ -75,6 +81,7 @@ impl Metrics {
         let finished = snapshot(&self.finished);
         let webhooks = snapshot(&self.webhooks);
         let control = snapshot(&self.control);
+        let leaks = snapshot(&self.leaks);
         header(
             &mut out,
             "supervisor_runs_started_total",
@@ -167,6 +174,20 @@ impl Metrics {
         );
         header(
             &mut out,
+            "supervisor_secret_leaks_total",
+            "counter",
+            "Runs whose output showed a secret's value (redacted), by agent and secret name.",
+        );
+        for ((agent, secret), n) in leaks {
+            let _ = writeln!(
+                out,
+                "supervisor_secret_leaks_total{{agent=\"{}\",secret=\"{}\"}} {n}",
+                esc(&agent),
+                esc(&secret)
+            );
+        }
+        header(
+            &mut out,
             "supervisor_schedule_lateness_seconds",
             "histogram",
             "How late scheduled runs were submitted.",
@@ -220,7 +241,14 @@ mod tests {
         m.run_finished("fixer", "cron", "succeeded");
         m.webhook("slack", "bad_signature");
         m.schedule_lateness(0.003);
+        m.leak("fixer", "GITHUB_TOKEN");
         let text = m.render();
+        assert!(
+            text.contains(
+                "supervisor_secret_leaks_total{agent=\"fixer\",secret=\"GITHUB_TOKEN\"} 1"
+            ),
+            "{text}"
+        );
         assert!(
             text.contains("supervisor_runs_started_total{agent=\"fixer\",trigger=\"cron\"} 2"),
             "{text}"

@@ -364,6 +364,11 @@ impl Runner {
                 self.metrics
                     .redactions
                     .fetch_add(r.redactions, Ordering::Relaxed);
+                for leak in r.detail["leaks"].as_array().into_iter().flatten() {
+                    if let Some(secret) = leak["name"].as_str() {
+                        self.metrics.leak(&r.agent, secret);
+                    }
+                }
                 if let Some(rep) = replier {
                     self.reply_finished(rep, outcome).await;
                 }
@@ -427,6 +432,9 @@ pub fn describe_outcome(status: &RunStatus) -> String {
         RunStatus::Rejected { reason } => format!("was refused: {reason}"),
         RunStatus::Interrupted => "was interrupted by a shutdown".into(),
         RunStatus::Lost => "was lost".into(),
+        RunStatus::Leaked { secret } => {
+            format!("was stopped: its output showed the value of {secret} (redacted)")
+        }
         RunStatus::Running => "is running".into(),
     }
 }

@@ -829,6 +829,16 @@ mod tests {
     }
 
     #[test]
+    fn the_tail_is_redacted_whole_before_it_is_cut() {
+        // One line longer than the quote: cut first, the reply would start inside the value.
+        let value = "slack-secret-0123456789";
+        let tail = format!("{value}{}", "y".repeat(MAX_QUOTED_CHARS - 6));
+        let text = finished_text(&outcome(RunStatus::Succeeded, &tail, &[("TOKEN", value)]));
+        assert!(!text.contains(&value[value.len() - 6..]), "{text}");
+        assert!(text.contains(&"y".repeat(MAX_QUOTED_CHARS - 6)), "{text}");
+    }
+
+    #[test]
     fn long_output_is_cut_at_a_line_boundary() {
         let tail: String = (0..2000).map(|i| format!("line {i}\n")).collect();
         let q = last_lines(&tail, MAX_QUOTED_CHARS);

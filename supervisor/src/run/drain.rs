@@ -40,6 +40,13 @@ impl<R> Drained<R> {
     }
 }
 
+/// The pipe underneath, for settings such as its size.
+impl<R: std::os::fd::AsFd> std::os::fd::AsFd for Drained<R> {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.inner.as_fd()
+    }
+}
+
 impl<R: AsyncRead + Unpin> AsyncRead for Drained<R> {
     fn poll_read(
         mut self: Pin<&mut Self>,

@@ -72,6 +72,7 @@ mod tests {
             max_concurrent: None,
             log_limit: 1024,
             policy: Default::default(),
+            on_leak: Default::default(),
         }
     }
 

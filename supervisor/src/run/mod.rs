@@ -16,10 +16,10 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{Context as _, Result};
 use serde_json::json;
-use supervisor_config::{Agent, Config, TriggerKind};
-use supervisor_store::{OpenedSecret, RunRecord, RunStatus, Store};
+use supervisor_config::{Agent, Config, OnLeak, TriggerKind};
+use supervisor_store::{LeakReport, OpenedSecret, RunRecord, RunStatus, Store};
 use tokio::io::AsyncWriteExt;
-use tokio::sync::mpsc;
+use tokio::sync::oneshot;
 
 use crate::redact::Redactor;
 use crate::sandbox::{self, AgentPlan, Host, Prepared};
@@ -39,6 +39,10 @@ pub const EXIT_CANNOT_EXECUTE: i32 = 126;
 pub const EXIT_NOT_FOUND: i32 = 127;
 /// The agent ran past its timeout.
 pub const EXIT_TIMEOUT: i32 = 124;
+/// The agent's output showed a secret's value and its agent has `on_leak = "fail"`.
+pub const EXIT_LEAKED: i32 = 123;
+/// How much of a prompt the run record keeps (after redaction).
+const PROMPT_KEPT: usize = 1024;
 
 /// The store shared by the runs of one process.
 pub type SharedStore = Arc<Mutex<Store>>;
@@ -78,6 +82,7 @@ impl Outcome {
             RunStatus::Killed { signal } => 128 + signal,
             RunStatus::TimedOut => EXIT_TIMEOUT,
             RunStatus::Interrupted => 128 + libc::SIGINT,
+            RunStatus::Leaked { .. } => EXIT_LEAKED,
             RunStatus::Rejected { .. } | RunStatus::Running | RunStatus::Lost => EXIT_REFUSED,
         }
     }
@@ -98,6 +103,8 @@ enum Ending {
     Exited(std::process::ExitStatus),
     TimedOut,
     Interrupted,
+    /// The output showed the value of this secret (index in the redactor's names).
+    Leaked(usize),
 }
 
 impl Engine {
@@ -216,7 +223,8 @@ impl Engine {
             "injected": injection.secrets,
             "missing": injection.missing,
             "not_redacted": redactor.too_short(),
-            "prompt": req.prompt.as_deref().map(|p| redact_text(&redactor, &truncate(p, 1024))),
+            // Redacted whole, then cut: a cut first could leave the start of a value.
+            "prompt": req.prompt.as_deref().map(|p| truncate(&redactor.redact_text(p), PROMPT_KEPT)),
         });
         if let Some(d) = &req.delivery {
             record.detail["delivery"] = json!(d);
@@ -270,19 +278,34 @@ impl Engine {
             }
             Err(e) => Err(e),
         };
-        drop(secrets);
-        let tail = match result {
-            Ok(tail) => tail,
+        let (tail, leaks) = match result {
+            Ok((tail, hits)) => {
+                let leaks = leaks(&redactor, &hits, &secrets);
+                if !leaks.is_empty() {
+                    record.detail["leaks"] = leaks
+                        .iter()
+                        .map(|l| json!({"name": l.name, "scope": l.scope.kind(), "owner": l.scope.owner(), "version": l.version, "hits": l.hits}))
+                        .collect();
+                }
+                (tail, leaks)
+            }
             Err(e) => {
                 record.status = RunStatus::Failed { code: EXIT_REFUSED };
                 // `supervisor run` shows it from the record, in either mode.
                 record.detail["error"] = json!(format!("{e:#}"));
-                String::new()
+                (String::new(), Vec::new())
             }
         };
+        drop(secrets);
         record.ended_at = Some(supervisor_store::now());
+        // Every text of the record passes the redactor whole, whatever quoted it.
+        redact_json(&redactor, &mut record.detail);
         let finished = record.clone();
-        self.with_store(move |s| s.finish_run(&finished)).await??;
+        self.with_store(move |s| {
+            s.record_leaks(&finished.id, finished.member.as_deref(), &leaks)?;
+            s.finish_run(&finished)
+        })
+        .await??;
         Ok(Outcome {
             record,
             tail,
@@ -322,7 +345,7 @@ impl Engine {
         mut prepared: Prepared,
         echo: Echo,
         stop: impl Future<Output = ()>,
-    ) -> Result<String> {
+    ) -> Result<(String, Vec<u64>)> {
         let plain = env::plain_env(
             agent,
             &home.path,
@@ -372,7 +395,7 @@ impl Engine {
                 let message = format!("the agent could not be started: {e}");
                 record.status = RunStatus::Failed { code };
                 record.detail["error"] = json!(message);
-                return Ok(String::new());
+                return Ok((String::new(), Vec::new()));
             }
         };
         drop(prepared);
@@ -404,7 +427,7 @@ impl Engine {
         stop: impl Future<Output = ()>,
         over_rx: tokio::sync::watch::Receiver<bool>,
         over: &tokio::sync::watch::Sender<bool>,
-    ) -> Result<String> {
+    ) -> Result<(String, Vec<u64>)> {
         // The run context goes to stdin from its own task: an agent that never
         // reads it must not block the run.
         let context = json!({
@@ -424,27 +447,29 @@ impl Engine {
         }
 
         let log = open_log(&self.state_dir, &record.id)?;
-        let (tx, rx) = mpsc::channel(64);
         let stdout = child.stdout.take().context("agent stdout")?;
         let stderr = child.stderr.take().context("agent stderr")?;
-        let out_pump = tokio::spawn(output::pump(
+        let (leak_tx, leak_rx) = oneshot::channel();
+        let fail_on_leak = agent.on_leak == OnLeak::Fail;
+        let terminal = matches!(echo, Echo::Terminal);
+        let writer = tokio::spawn(output::pump(
             drain::Drained::new(stdout, over_rx.clone()),
-            output::Stream::Stdout,
-            redactor.clone(),
-            tx.clone(),
-        ));
-        let err_pump = tokio::spawn(output::pump(
             drain::Drained::new(stderr, over_rx),
-            output::Stream::Stderr,
-            redactor,
-            tx,
+            redactor.clone(),
+            log,
+            agent.log_limit,
+            output::Sinks {
+                echo,
+                extra: Vec::new(),
+            },
+            fail_on_leak.then_some(leak_tx),
         ));
-        let writer = tokio::spawn(output::write_all(rx, log, agent.log_limit, echo));
 
         let ending = tokio::select! {
             status = child.wait() => Ending::Exited(status?),
             () = tokio::time::sleep(agent.timeout) => Ending::TimedOut,
             () = stop => Ending::Interrupted,
+            Ok(secret) = leak_rx, if fail_on_leak => Ending::Leaked(secret),
         };
         let status = match ending {
             Ending::Exited(status) => {
@@ -453,12 +478,20 @@ impl Engine {
                 record.status = status_of(status);
                 status
             }
-            Ending::TimedOut | Ending::Interrupted => {
+            Ending::TimedOut | Ending::Interrupted | Ending::Leaked(_) => {
                 let status = spawn::terminate(child, tracked, agent.kill_grace).await?;
-                record.status = if matches!(ending, Ending::TimedOut) {
-                    RunStatus::TimedOut
-                } else {
-                    RunStatus::Interrupted
+                record.status = match ending {
+                    Ending::TimedOut => RunStatus::TimedOut,
+                    Ending::Leaked(secret) => {
+                        let secret = redactor.names()[secret].clone();
+                        if terminal {
+                            eprintln!(
+                                "error: the agent printed the value of {secret} (redacted); it was stopped, as its `on_leak = \"fail\"` says"
+                            );
+                        }
+                        RunStatus::Leaked { secret }
+                    }
+                    _ => RunStatus::Interrupted,
                 };
                 status
             }
@@ -467,9 +500,8 @@ impl Engine {
         // then the readers stop, even if something outside still holds them.
         over.send_replace(true);
         record.detail["exit_status"] = json!(status.to_string());
-        let redactions = out_pump.await.unwrap_or(0) + err_pump.await.unwrap_or(0);
         let written = writer.await.context("the run log writer failed")?;
-        record.redactions = redactions;
+        record.redactions = written.redactions();
         record.log_bytes = written.log_bytes;
         if written.cut {
             record.detail["log_cut"] = json!(true);
@@ -477,7 +509,10 @@ impl Engine {
         if let Some(e) = written.log_error {
             record.detail["log_error"] = json!(e);
         }
-        Ok(String::from_utf8_lossy(&written.tail).into_owned())
+        Ok((
+            String::from_utf8_lossy(&written.tail).into_owned(),
+            written.hits,
+        ))
     }
 }
 
@@ -516,10 +551,46 @@ fn status_of(status: std::process::ExitStatus) -> RunStatus {
     }
 }
 
-/// Redacts text that will be stored or shown (prompts, replies).
+/// Redacts text that will be stored or shown (prompts, replies), whole: cut it only after.
 pub fn redact_text(redactor: &Redactor, text: &str) -> String {
-    let (out, _) = redactor.redact_all(text.as_bytes());
-    String::from_utf8_lossy(&out).into_owned()
+    redactor.redact_text(text)
+}
+
+/// Redacts every string in a JSON value (a run record's detail).
+fn redact_json(redactor: &Redactor, value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::String(s) => *s = redactor.redact_text(s),
+        serde_json::Value::Array(items) => {
+            for v in items {
+                redact_json(redactor, v);
+            }
+        }
+        serde_json::Value::Object(map) => {
+            for v in map.values_mut() {
+                redact_json(redactor, v);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The secrets whose values the output showed, from the replacements per secret.
+fn leaks(redactor: &Redactor, hits: &[u64], secrets: &[OpenedSecret]) -> Vec<LeakReport> {
+    redactor
+        .names()
+        .iter()
+        .zip(hits)
+        .filter(|&(_, &h)| h > 0)
+        .filter_map(|(name, &hits)| {
+            let s = secrets.iter().find(|s| s.name.as_str() == name)?;
+            Some(LeakReport {
+                scope: s.scope.clone(),
+                name: s.name.clone(),
+                version: s.version,
+                hits,
+            })
+        })
+        .collect()
 }
 
 fn truncate(s: &str, max: usize) -> String {

@@ -25,6 +25,7 @@ fn meta(scope: Scope, n: &str, version: i64) -> SecretMeta {
         created_by: "x".into(),
         updated_at: t,
         updated_by: "x".into(),
+        leak: None,
     }
 }
 
@@ -45,6 +46,7 @@ fn agent(triggers: &[TriggerKind]) -> Agent {
         max_concurrent: None,
         log_limit: 1 << 20,
         policy: Default::default(),
+        on_leak: Default::default(),
     }
 }
 
