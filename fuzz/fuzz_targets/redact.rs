@@ -49,7 +49,9 @@ impl Gap {
             Gap::CrLf => b"\r\n",
             Gap::Reset => b"\x1b[0m",
             Gap::Colour => b"\x1b[01;31m\x1b[K",
-            Gap::Long => b"\x1b[38;5;208m\r\n\x1b[48;5;17m\x1b[1m\x1b[4m\x1b[0m\x1b[38;5;208m\x1b[48;5;17m",
+            Gap::Long => {
+                b"\x1b[38;5;208m\r\n\x1b[48;5;17m\x1b[1m\x1b[4m\x1b[0m\x1b[38;5;208m\x1b[48;5;17m"
+            }
         }
     }
 }
@@ -60,7 +62,10 @@ fuzz_target!(|case: Case| {
         .iter()
         .take(3)
         .map(|v| {
-            let end = (0..=v.len().min(48)).rev().find(|&i| v.is_char_boundary(i)).unwrap_or(0);
+            let end = (0..=v.len().min(48))
+                .rev()
+                .find(|&i| v.is_char_boundary(i))
+                .unwrap_or(0);
             &v[..end]
         })
         .collect();
@@ -68,9 +73,15 @@ fuzz_target!(|case: Case| {
         return;
     }
     let names: Vec<String> = (0..values.len()).map(|i| format!("S{i}")).collect();
-    let pairs: Vec<(&str, &str)> = names.iter().map(String::as_str).zip(values.iter().copied()).collect();
-    let owned: Vec<(&str, SecretString)> =
-        pairs.iter().map(|&(n, v)| (n, SecretString::from(v.to_owned()))).collect();
+    let pairs: Vec<(&str, &str)> = names
+        .iter()
+        .map(String::as_str)
+        .zip(values.iter().copied())
+        .collect();
+    let owned: Vec<(&str, SecretString)> = pairs
+        .iter()
+        .map(|&(n, v)| (n, SecretString::from(v.to_owned())))
+        .collect();
     let r = Arc::new(Redactor::new(owned.iter().map(|(n, v)| (*n, v))));
     let reference = Reference::new(&pairs);
 
@@ -85,8 +96,11 @@ fuzz_target!(|case: Case| {
                     continue;
                 }
                 let f = &of[usize::from(*form) % of.len()];
-                let mut cuts: Vec<(usize, Gap)> =
-                    gaps.iter().take(4).map(|&(at, g)| (usize::from(at) % (f.len() + 1), g)).collect();
+                let mut cuts: Vec<(usize, Gap)> = gaps
+                    .iter()
+                    .take(4)
+                    .map(|&(at, g)| (usize::from(at) % (f.len() + 1), g))
+                    .collect();
                 cuts.sort_by_key(|c| c.0);
                 let mut last = 0;
                 for (at, gap) in cuts {
@@ -102,8 +116,16 @@ fuzz_target!(|case: Case| {
         return;
     }
 
-    let sizes: Vec<usize> = case.pushes.iter().map(|&(n, _)| usize::from(n).max(1)).collect();
-    let sizes = if sizes.is_empty() { vec![input.len().max(1)] } else { sizes };
+    let sizes: Vec<usize> = case
+        .pushes
+        .iter()
+        .map(|&(n, _)| usize::from(n).max(1))
+        .collect();
+    let sizes = if sizes.is_empty() {
+        vec![input.len().max(1)]
+    } else {
+        sizes
+    };
     if let Err(e) = check::one_stream(&r, &reference, &input, &sizes) {
         panic!("{e}");
     }
@@ -113,9 +135,20 @@ fuzz_target!(|case: Case| {
         if rest.is_empty() {
             break;
         }
-        let (size, stderr) = case.pushes.get(i % case.pushes.len().max(1)).copied().unwrap_or((0, false));
+        let (size, stderr) = case
+            .pushes
+            .get(i % case.pushes.len().max(1))
+            .copied()
+            .unwrap_or((0, false));
         let (chunk, tail) = rest.split_at(usize::from(size).clamp(1, rest.len()));
-        pushes.push((if stderr { Stream::Stderr } else { Stream::Stdout }, chunk));
+        pushes.push((
+            if stderr {
+                Stream::Stderr
+            } else {
+                Stream::Stdout
+            },
+            chunk,
+        ));
         rest = tail;
     }
     if let Err(e) = check::two_streams(&r, &reference, &pushes, case.stdout_closes_first) {
