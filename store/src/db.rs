@@ -306,20 +306,12 @@ impl Store {
     }
 
     fn connect(path: &Path) -> Result<Store> {
-        let conn = Connection::open_with_flags(
+        let conn = open_wal(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX
                 | OpenFlags::SQLITE_OPEN_URI,
         )?;
-        conn.busy_timeout(BUSY_TIMEOUT)?;
-        let mode: String =
-            conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(StoreError::Corrupt(format!(
-                "could not switch the database to WAL mode (got {mode})"
-            )));
-        }
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         // Freed pages are overwritten, so nothing deleted lingers in the file.
@@ -367,6 +359,46 @@ impl Store {
         tx.commit()?;
         self.checkpoint()
     }
+}
+
+/// Opens a database in WAL mode with the busy timeout, and makes sure the
+/// directory entries of its files are on disk.
+///
+/// SQLite is built without its own directory syncs (`SQLITE_DISABLE_DIRSYNC`,
+/// see `.cargo/config.toml`): it would sync the directory at the first commit
+/// of every connection, because it cannot tell a write-ahead log it created
+/// from one that was there. Here the directory is synced only when the
+/// database or its log did not exist before, which is when a power cut could
+/// lose the file itself along with the commits in it.
+pub(crate) fn open_wal(path: &Path, flags: OpenFlags) -> Result<Connection> {
+    let wal = path.with_file_name(format!(
+        "{}-wal",
+        path.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default()
+    ));
+    let existed = path.exists() && wal.exists();
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Corrupt(format!(
+            "could not switch {} to WAL mode (got {mode})",
+            path.display()
+        )));
+    }
+    if !existed {
+        // The log is created by the first read of a connection.
+        conn.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()))?;
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| StoreError::io("sync the directory of", path, e))?;
+    }
+    Ok(conn)
 }
 
 /// Runs `f` in an IMMEDIATE transaction: the write lock is taken at the
