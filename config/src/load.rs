@@ -156,6 +156,8 @@ pub struct Config {
     pub webhooks: Vec<Webhook>,
     /// `[sandbox]`: containment settings shared by every agent.
     pub sandbox: Sandbox,
+    /// `[store]`: SQLite in the state directory, or a shared PostgreSQL.
+    pub store: crate::store::StoreConfig,
 }
 
 impl Config {
@@ -320,6 +322,7 @@ impl Validator<'_> {
         let linear = raw.linear.map(|l| self.linear(l, &agents));
         let webhooks = self.webhooks(raw.webhooks, &agents);
         let sandbox = self.sandbox(raw.sandbox);
+        let store = self.store(raw.store);
         Config {
             path: path.to_owned(),
             state_dir: raw.state_dir.map(|s| self.path(s.get_ref())),
@@ -335,6 +338,7 @@ impl Validator<'_> {
             linear,
             webhooks,
             sandbox,
+            store,
         }
     }
 

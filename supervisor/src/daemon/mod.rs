@@ -13,6 +13,7 @@ pub mod client;
 pub mod control;
 mod hooks;
 mod http;
+mod lease;
 mod linear;
 mod metrics;
 mod notify;
@@ -204,8 +205,15 @@ async fn run(global: &Global, ctx: Context, host: Host) -> Result<()> {
     // socket refuses descendants, and we reap them.
     crate::reaper::become_subreaper().context("becoming the reaper of agents' orphans")?;
     tokio::spawn(reap_orphans());
+    let location = ctx.location()?;
     let mut store = ctx.store(true)?;
-    let mut deliveries = Deliveries::open(&ctx.state_dir)?;
+    // On a shared store this node holds a lease from now on: what it
+    // records and claims is its own while it renews it.
+    let lease = store.lease();
+    if lease.is_some() {
+        store.heartbeat()?;
+    }
+    let mut deliveries = Deliveries::open_at(&location, &ctx.state_dir)?;
     let taken = deliveries.take_over(&mut store)?;
     if taken > 0 {
         tracing::info!(
@@ -223,6 +231,7 @@ async fn run(global: &Global, ctx: Context, host: Host) -> Result<()> {
     let engine = Engine {
         config: config.clone(),
         state_dir: ctx.state_dir.clone(),
+        shared: store.is_shared(),
         store: Arc::new(Mutex::new(store)),
         host: Arc::new(host),
     };
@@ -241,6 +250,11 @@ async fn run(global: &Global, ctx: Context, host: Host) -> Result<()> {
     // Deliveries answered by a daemon that died before their runs were
     // recorded: taken up again before anything new is accepted.
     resume::pending(&daemon).await;
+    // Several nodes: renew the lease, take over what dead nodes left.
+    let keeper = match lease {
+        Some(lease) => Some(lease::Keeper::start(&ctx, lease, daemon.clone())?),
+        None => None,
+    };
 
     let server = &config.server;
     let socket_note = match &socket {
@@ -325,6 +339,9 @@ async fn run(global: &Global, ctx: Context, host: Host) -> Result<()> {
     // their clients get that end (unless they stopped reading).
     let _ = stop_control.send(());
     runner.shutdown(config.server.shutdown_grace).await;
+    if let Some(keeper) = keeper {
+        keeper.leave().await;
+    }
     if let Some(control) = control
         && tokio::time::timeout(CLIENTS_GRACE, control).await.is_err()
     {

@@ -17,7 +17,7 @@ pub async fn pending(d: &Arc<Daemon>) {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .pending()?;
-        let store = engine.store.lock().unwrap_or_else(|p| p.into_inner());
+        let mut store = engine.store.lock().unwrap_or_else(|p| p.into_inner());
         pending
             .into_iter()
             .map(|p| {

@@ -295,14 +295,21 @@ impl Runner {
             .and_then(|a| a.max_concurrent);
         let agent_slots = self.agent_slots(&req.agent, limit);
         let mut phase = self.phase.subscribe();
-        // Wait for the agent's slot, then a global one; give up at shutdown.
+        // Wait for the agent's slot (on a shared store, one of the whole
+        // cluster's too), then a global one; give up at shutdown.
         let permits = async {
             let agent = match &agent_slots {
                 Some(s) => Some(s.clone().acquire_owned().await.ok()?),
                 None => None,
             };
+            let cluster = match limit {
+                Some(limit) if engine.shared => {
+                    Some(ClusterSlot::acquire(&engine, &req.agent, limit, &self.runtime).await)
+                }
+                _ => None,
+            };
             let global = self.global.clone().acquire_owned().await.ok()?;
-            Some((agent, global))
+            Some((agent, cluster, global))
         };
         let draining = async {
             let _ = phase.wait_for(|p| *p != Phase::Accepting).await;
@@ -414,6 +421,60 @@ impl Runner {
             self.phase.send_replace(Phase::Stopping);
             let _ = active.wait_for(|n| *n == 0).await;
         }
+    }
+}
+
+/// One of an agent's `max_concurrent` slots across every node of a shared
+/// store, held until dropped (the run is over).
+struct ClusterSlot {
+    token: String,
+    engine: Engine,
+    runtime: Handle,
+}
+
+/// How often a run waiting for a slot held on other nodes asks again.
+const SLOT_POLL: std::time::Duration = std::time::Duration::from_millis(250);
+
+impl ClusterSlot {
+    /// Waits until a slot is free. A store error is logged and tried again:
+    /// the run waits, as it would for a slot.
+    async fn acquire(engine: &Engine, agent: &str, limit: u32, runtime: &Handle) -> ClusterSlot {
+        let token = uuid::Uuid::now_v7().to_string();
+        loop {
+            let (a, t) = (agent.to_owned(), token.clone());
+            match engine
+                .with_store(move |s| s.acquire_slot(&a, limit, &t))
+                .await
+            {
+                Ok(Ok(true)) => {
+                    return ClusterSlot {
+                        token,
+                        engine: engine.clone(),
+                        runtime: runtime.clone(),
+                    };
+                }
+                Ok(Ok(false)) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(%agent, error = %e, "could not ask for a slot; asking again")
+                }
+                Err(e) => {
+                    tracing::warn!(%agent, error = %e, "could not ask for a slot; asking again")
+                }
+            }
+            tokio::time::sleep(SLOT_POLL).await;
+        }
+    }
+}
+
+impl Drop for ClusterSlot {
+    fn drop(&mut self) {
+        let (token, engine) = (std::mem::take(&mut self.token), self.engine.clone());
+        self.runtime.spawn_blocking(move || {
+            let mut store = engine.store.lock().unwrap_or_else(|p| p.into_inner());
+            if let Err(e) = store.release_slot(&token) {
+                tracing::warn!(error = %e, "could not give a slot back; it stays taken until this node stops");
+            }
+        });
     }
 }
 
