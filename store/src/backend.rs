@@ -107,6 +107,11 @@ pub(crate) trait Tx {
     fn secret(&mut self, id: SecretId<'_>) -> Result<Option<MetaRow>>;
     fn secret_rows(&mut self) -> Result<Vec<SecretRow>>;
     fn sealed_value(&mut self, id: SecretId<'_>) -> Result<Option<SealedRow>>;
+    /// [`Tx::sealed_value`] of each of `ids`, in order (a backend across a
+    /// network answers in one round trip).
+    fn sealed_values(&mut self, ids: &[SecretId<'_>]) -> Result<Vec<Option<SealedRow>>> {
+        ids.iter().map(|id| self.sealed_value(*id)).collect()
+    }
     fn insert_secret(&mut self, id: SecretId<'_>, row: &NewSecret<'_>) -> Result<()>;
     /// Replaces the value; the description only when one is given.
     fn update_secret(&mut self, id: SecretId<'_>, row: &NewSecret<'_>) -> Result<()>;

@@ -421,14 +421,15 @@ impl Store {
                 .map(|(scope, name)| (scope.kind(), scope.owner_column(), name.as_str()))
                 .collect();
             check_rows(tx, key, Some(&ids))?;
+            let ids: Vec<SecretId<'_>> = wanted.iter().map(|(s, n)| id(s, n)).collect();
             wanted
                 .iter()
-                .map(|(scope, name)| {
-                    tx.sealed_value(id(scope, name))?
-                        .ok_or_else(|| StoreError::SecretNotFound {
-                            scope: scope.describe(),
-                            name: name.to_string(),
-                        })
+                .zip(tx.sealed_values(&ids)?)
+                .map(|((scope, name), row)| {
+                    row.ok_or_else(|| StoreError::SecretNotFound {
+                        scope: scope.describe(),
+                        name: name.to_string(),
+                    })
                 })
                 .collect::<Result<Vec<_>>>()
         })?;

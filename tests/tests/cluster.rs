@@ -18,7 +18,7 @@ const HOOK_SECRET: &str = "cluster-hook-secret-5d1e";
 /// Three teams (nodes) of one store. The first ran `init`; the others got
 /// its key.
 struct Cluster {
-    _server: PgServer,
+    server: PgServer,
     nodes: Vec<Team>,
     daemons: Vec<Option<Daemon>>,
     out: PathBuf,
@@ -61,7 +61,7 @@ impl Cluster {
             .map(|n| Some(n.serve_logging("info")))
             .collect();
         Some(Cluster {
-            _server: server,
+            server,
             nodes,
             daemons,
             out,
@@ -295,4 +295,53 @@ secret = { file = "hook-secret" }
         "the home of the lost run is still there"
     );
     cluster.stop_all();
+}
+
+#[test]
+fn a_database_out_of_reach_is_answered_503_and_the_retry_runs_once() {
+    let extra = format!(
+        "{RECORDER}\n[[webhooks]]\nname = \"alerts\"\nagent = \"record\"\nsecret = {{ file = \"hook-secret\" }}\n"
+    );
+    let Some(cluster) = Cluster::start("database_out_of_reach", &extra) else {
+        return;
+    };
+    let body = b"{\"alert\":\"while the database was down\"}";
+    let headers = webhook_headers(HOOK_SECRET, now_secs(), body);
+    cluster.server.stop();
+    let r = cluster.daemon(0).post("/hooks/alerts", &headers, body);
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(r.header("retry-after").is_some());
+    assert_eq!(cluster.daemon(0).webhook_count("webhook", "store_error"), 1);
+    let err = cluster.nodes[1].cmd(&["secret", "list"]);
+    let msg = err.err();
+    assert!(
+        msg.contains("cannot be reached") && msg.contains("hint:"),
+        "{msg}"
+    );
+    assert!(
+        !msg.contains("postgres@"),
+        "the URL's user part is not shown: {msg}"
+    );
+    cluster.server.restart();
+    // The sender retries what was not taken; the retry runs, once.
+    let mut statuses = Vec::new();
+    for _ in 0..20 {
+        let r = cluster.daemon(1).post("/hooks/alerts", &headers, body);
+        statuses.push(r.status);
+        if r.status == 202 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert_eq!(statuses.last(), Some(&202), "{statuses:?}");
+    let again = cluster.daemon(2).post("/hooks/alerts", &headers, body);
+    assert_eq!(
+        again.status,
+        200,
+        "{}\n{}",
+        again.text(),
+        cluster.daemon(2).log()
+    );
+    let runs = cluster.nodes[0].finished_runs(1, Duration::from_secs(30));
+    assert_eq!(runs[0]["status"], "succeeded");
 }

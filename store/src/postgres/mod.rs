@@ -114,10 +114,16 @@ fn place(config: &postgres::Config) -> String {
     format!("postgres://{host}:{port}/{db}")
 }
 
+/// A connection that has not been used for this long is checked (one round
+/// trip) before it is used again: a database restarted meanwhile would
+/// otherwise fail the first call made on it.
+const IDLE_CHECK: Duration = Duration::from_millis(250);
+
 /// A connection to the shared database, and this process's node id.
 pub(crate) struct Postgres {
     location: PgLocation,
     client: Option<Client>,
+    last_used: std::time::Instant,
     /// This process among the nodes (fresh at each start).
     pub(crate) node: String,
 }
@@ -128,6 +134,7 @@ impl Postgres {
         let mut db = Postgres {
             location: location.clone(),
             client: None,
+            last_used: std::time::Instant::now(),
             node: node.to_owned(),
         };
         db.call(|c, _| migrate(c))?;
@@ -160,6 +167,14 @@ impl Postgres {
     }
 
     fn call_here<T>(&mut self, f: impl FnOnce(&mut Client, &Ctx<'_>) -> Result<T>) -> Result<T> {
+        let idle = self.last_used.elapsed() > IDLE_CHECK;
+        self.last_used = std::time::Instant::now();
+        if idle
+            && let Some(client) = self.client.as_mut()
+            && client.is_valid(CONNECT_TIMEOUT).is_err()
+        {
+            self.client = None;
+        }
         if self.client.as_ref().is_none_or(Client::is_closed) {
             self.client = None;
             let client = self

@@ -260,6 +260,31 @@ impl Tx for PgTx<'_> {
             .map(|r| (r.get(0), r.get(1), r.get(2))))
     }
 
+    fn sealed_values(&mut self, ids: &[SecretId<'_>]) -> Result<Vec<Option<SealedRow>>> {
+        let scopes: Vec<&str> = ids.iter().map(|i| i.scope).collect();
+        let owners: Vec<&str> = ids.iter().map(|i| i.owner).collect();
+        let names: Vec<&str> = ids.iter().map(|i| i.name).collect();
+        let rows = self.rows(
+            "SELECT s.scope, s.owner, s.name, s.version, s.nonce, s.ciphertext
+             FROM unnest($1::text[], $2::text[], $3::text[]) AS w(scope, owner, name)
+             JOIN secrets s ON s.scope = w.scope AND s.owner = w.owner AND s.name = w.name",
+            &[&scopes, &owners, &names],
+        )?;
+        let mut found: std::collections::HashMap<(String, String, String), SealedRow> = rows
+            .iter()
+            .map(|r| {
+                (
+                    (r.get(0), r.get(1), r.get(2)),
+                    (r.get(3), r.get(4), r.get(5)),
+                )
+            })
+            .collect();
+        Ok(ids
+            .iter()
+            .map(|i| found.remove(&(i.scope.to_owned(), i.owner.to_owned(), i.name.to_owned())))
+            .collect())
+    }
+
     fn insert_secret(&mut self, id: SecretId<'_>, row: &NewSecret<'_>) -> Result<()> {
         self.exec(
             "INSERT INTO secrets (scope, owner, name, description, version, nonce, ciphertext, created_at, created_by, updated_at, updated_by)

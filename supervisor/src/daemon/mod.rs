@@ -9,6 +9,7 @@
 //! stops accepting, stops the schedules, gives running runs `[server]
 //! shutdown_grace`, stops the rest (recorded `interrupted`) and exits 0.
 
+mod claims;
 pub mod client;
 pub mod control;
 mod hooks;
@@ -95,7 +96,7 @@ pub struct Daemon {
     config: Mutex<(Arc<Config>, Arc<Credentials>)>,
     /// Claimed deliveries, in their own database file (see
     /// `supervisor_store::Deliveries`); used only on blocking threads.
-    deliveries: Arc<Mutex<Deliveries>>,
+    deliveries: Arc<claims::Claims>,
 }
 
 impl Daemon {
@@ -132,9 +133,8 @@ impl Daemon {
         let (meta, body) = (meta.to_string(), body.clone());
         tokio::task::spawn_blocking(move || {
             let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-            let mut d = deliveries.lock().unwrap_or_else(|p| p.into_inner());
             let now = chrono::Utc::now().timestamp();
-            d.claim_work(&source, &keys, now, ttl_secs as i64, &meta, &body)
+            deliveries.with(|d| d.claim_work(&source, &keys, now, ttl_secs as i64, &meta, &body))
         })
         .await
         .context("the delivery claim did not finish")?
@@ -147,8 +147,7 @@ impl Daemon {
             (self.deliveries.clone(), source.to_owned(), keys.to_vec());
         tokio::task::spawn_blocking(move || {
             let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-            let mut d = deliveries.lock().unwrap_or_else(|p| p.into_inner());
-            d.release(&source, &keys)
+            deliveries.with(|d| d.release(&source, &keys))
         })
         .await
         .context("the delivery release did not finish")?
@@ -235,7 +234,7 @@ async fn run(global: &Global, ctx: Context, host: Host) -> Result<()> {
         store: Arc::new(Mutex::new(store)),
         host: Arc::new(host),
     };
-    let deliveries = Arc::new(Mutex::new(deliveries));
+    let deliveries = Arc::new(claims::Claims::open(deliveries, &location, &ctx.state_dir)?);
     let runner = Runner::new(
         engine.clone(),
         Arc::new(Metrics::default()),

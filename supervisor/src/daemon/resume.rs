@@ -13,10 +13,7 @@ pub async fn pending(d: &Arc<Daemon>) {
     let deliveries = d.deliveries.clone();
     let engine = d.runner.engine();
     let found = tokio::task::spawn_blocking(move || {
-        let pending = deliveries
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .pending()?;
+        let pending = deliveries.with(|d| d.pending())?;
         let mut store = engine.store.lock().unwrap_or_else(|p| p.into_inner());
         pending
             .into_iter()

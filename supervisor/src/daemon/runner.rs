@@ -10,7 +10,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use supervisor_store::{Deliveries, RunRecord, RunStatus};
+use supervisor_store::{RunRecord, RunStatus};
 use tokio::runtime::Handle;
 use tokio::sync::{Semaphore, mpsc, watch};
 
@@ -75,7 +75,7 @@ pub struct Runner {
     runtime: Handle,
     /// Claimed deliveries: a run's work is dropped from them once the run
     /// is recorded.
-    deliveries: Option<Arc<Mutex<Deliveries>>>,
+    deliveries: Option<Arc<super::claims::Claims>>,
 }
 
 impl Runner {
@@ -83,7 +83,7 @@ impl Runner {
     pub fn new(
         engine: Engine,
         metrics: Arc<Metrics>,
-        deliveries: Option<Arc<Mutex<Deliveries>>>,
+        deliveries: Option<Arc<super::claims::Claims>>,
     ) -> Arc<Runner> {
         let server = &engine.config.server;
         Arc::new(Runner {
@@ -111,8 +111,7 @@ impl Runner {
         };
         let (source, key) = (source.to_owned(), key.to_owned());
         self.runtime.spawn_blocking(move || {
-            let mut d = deliveries.lock().unwrap_or_else(|p| p.into_inner());
-            if let Err(e) = d.finish(&source, &key) {
+            if let Err(e) = deliveries.with(|d| d.finish(&source, &key)) {
                 tracing::error!(%source, error = %e, "could not mark a delivery done; a restart would take it up again and find its run");
             }
         });
