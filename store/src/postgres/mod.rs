@@ -301,23 +301,52 @@ fn unreachable(place: &str, e: &postgres::Error) -> StoreError {
     }
 }
 
+/// The schema version of the database (0 for an empty one).
+fn version(client: &mut impl postgres::GenericClient) -> Result<i32> {
+    let exists: bool = client
+        .query_one(
+            "SELECT to_regclass('supervisor_schema') IS NOT NULL",
+            &[],
+        )?
+        .get(0);
+    if !exists {
+        return Ok(0);
+    }
+    Ok(client
+        .query_opt("SELECT version FROM supervisor_schema", &[])?
+        .map_or(0, |r| r.get(0)))
+}
+
 /// Brings the schema to the newest version this binary knows, once, under
-/// the schema lock.
+/// the schema lock. A database already there is only read: the role a node
+/// connects with needs no right to change the schema after `init`.
 fn migrate(client: &mut Client) -> Result<()> {
+    let known = schema::MIGRATIONS.len() as i32;
+    let found = version(client)?;
+    if found > known {
+        return Err(StoreError::SchemaTooNew {
+            place: "the PostgreSQL database".into(),
+            found: i64::from(found),
+            known: i64::from(known),
+        });
+    }
+    if found == known {
+        return Ok(());
+    }
     let mut tx = client.transaction()?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&schema::SCHEMA_LOCK])?;
     tx.batch_execute(
         "CREATE TABLE IF NOT EXISTS supervisor_schema (version INTEGER NOT NULL);
          SET LOCAL synchronous_commit TO on;",
     )?;
-    let current: i32 = match tx.query_opt("SELECT version FROM supervisor_schema", &[])? {
-        Some(row) => row.get(0),
-        None => {
-            tx.execute("INSERT INTO supervisor_schema (version) VALUES (0)", &[])?;
-            0
-        }
-    };
-    let known = schema::MIGRATIONS.len() as i32;
+    // Another node may have migrated while we waited for the lock.
+    let current = version(&mut tx)?;
+    if tx
+        .query_opt("SELECT version FROM supervisor_schema", &[])?
+        .is_none()
+    {
+        tx.execute("INSERT INTO supervisor_schema (version) VALUES (0)", &[])?;
+    }
     if current > known {
         return Err(StoreError::SchemaTooNew {
             place: "the PostgreSQL database".into(),

@@ -18,6 +18,7 @@ pub(super) const CASES: &[(&str, CaseFn)] = &[
         firings,
     ),
     ("a_dead_nodes_claimed_work_is_adopted_once", adoption),
+    ("a_node_needs_no_right_to_change_the_schema", row_rights_only),
 ];
 
 fn one_chain(c: &Case) {
@@ -170,4 +171,42 @@ fn adoption(c: &Case) {
     assert!(dc.pending().unwrap().is_empty());
     // The claim itself still dedupes.
     assert!(!dc.claim("webhook", &["h:1"], 1002, 900).unwrap());
+}
+
+fn row_rights_only(c: &Case) {
+    let Some(url) = c.url() else {
+        return;
+    };
+    drop(c.store(7));
+    let mut raw = c.raw();
+    // Roles are the server's, databases the case's: one role per database.
+    let db = url.rsplit('/').next().unwrap().to_owned();
+    let role = format!("node_{db}");
+    for sql in [
+        format!("CREATE ROLE {role} LOGIN"),
+        format!("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}"),
+        format!("GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role}"),
+        format!("REVOKE CREATE ON SCHEMA public FROM PUBLIC, {role}"),
+    ] {
+        raw.run(&sql, &[]);
+    }
+    let theirs = url.replacen("postgres@", &format!("{role}@"), 1);
+    let location = Location::Postgres(Box::new(
+        crate::PgLocation::parse(&secrecy::SecretString::from(theirs), c.lease()).unwrap(),
+    ));
+    let mut s = Store::open_at(&location, Some(&MasterKey::from_bytes([7; 32]))).unwrap();
+    s.start_run(&super::runs::record("r1", "a"), &json!({})).unwrap();
+    s.heartbeat().unwrap();
+    assert!(matches!(
+        s.audit_verify().unwrap(),
+        AuditVerdict::Intact { entries: 1, .. }
+    ));
+    // The role cannot take the append-only guard away.
+    let mut theirs = postgres::Client::connect(
+        &url.replacen("postgres@", &format!("{role}@"), 1),
+        postgres::NoTls,
+    )
+    .unwrap();
+    assert!(theirs.batch_execute("ALTER TABLE audit DISABLE TRIGGER USER").is_err());
+    assert!(theirs.batch_execute("DELETE FROM audit").is_err());
 }

@@ -219,6 +219,11 @@ impl Case {
         self.url.is_some()
     }
 
+    /// The PostgreSQL URL of the case's database (as its owner).
+    pub(crate) fn url(&self) -> Option<&str> {
+        self.url.as_deref()
+    }
+
     /// A location of the same database as another node would see it.
     pub(crate) fn lease(&self) -> std::time::Duration {
         match &self.location {
