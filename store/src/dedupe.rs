@@ -242,6 +242,30 @@ impl Deliveries {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// Claims of this daemon (on PostgreSQL: of this node) that still hold
+    /// their work `age_secs` after they were made: their runs were never
+    /// recorded, or never queued. Oldest first.
+    pub fn stale(&mut self, now_unix: i64, age_secs: i64) -> Result<Vec<Pending>> {
+        let conn = match &mut self.inner {
+            Inner::Sqlite { conn, .. } => conn,
+            Inner::Postgres(db) => {
+                return db.call(|c, ctx| claims::stale(c, ctx, now_unix - age_secs));
+            }
+        };
+        let mut stmt = conn.prepare(
+            "SELECT source, key, meta, body FROM pending WHERE at < ?1 ORDER BY at, rowid",
+        )?;
+        let rows = stmt.query_map([now_unix - age_secs], |r| {
+            Ok(Pending {
+                source: r.get(0)?,
+                key: r.get(1)?,
+                meta: r.get(2)?,
+                body: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     /// Gives a claim back (every key of it), so that the sender's retry is
     /// accepted: the run it promised could not be queued.
     pub fn release(&mut self, source: &str, keys: &[&str]) -> Result<()> {

@@ -19,6 +19,7 @@ const HOOK_SECRET: &str = "cluster-hook-secret-5d1e";
 /// its key.
 struct Cluster {
     server: PgServer,
+    url: String,
     nodes: Vec<Team>,
     daemons: Vec<Option<Daemon>>,
     out: PathBuf,
@@ -62,6 +63,7 @@ impl Cluster {
             .collect();
         Some(Cluster {
             server,
+            url,
             nodes,
             daemons,
             out,
@@ -344,4 +346,66 @@ fn a_database_out_of_reach_is_answered_503_and_the_retry_runs_once() {
     );
     let runs = cluster.nodes[0].finished_runs(1, Duration::from_secs(30));
     assert_eq!(runs[0]["status"], "succeeded");
+}
+
+#[test]
+fn a_claim_committed_but_answered_503_is_taken_up_by_its_own_node() {
+    let extra = format!(
+        "{RECORDER}\n[[webhooks]]\nname = \"alerts\"\nagent = \"record\"\nsecret = {{ file = \"hook-secret\" }}\n"
+    );
+    let Some(cluster) = Cluster::start("claim_answered_503", &extra) else {
+        return;
+    };
+    // What a claim whose commit reached the database while node 0 saw an
+    // error (and answered 503) leaves: the claim and its work, node 0's.
+    let db = cluster.url.rsplit('/').next().unwrap();
+    let mut sql = cluster.server.client(db);
+    let node: String = sql
+        .query_one(
+            "SELECT id FROM nodes WHERE pid = $1",
+            &[&i64::from(cluster.daemon(0).pid())],
+        )
+        .unwrap()
+        .get(0);
+    let body = b"{\"alert\":\"claimed, then the answer was lost\"}";
+    let ts = now_secs();
+    let headers = webhook_headers(HOOK_SECRET, ts, body);
+    let signature = headers[1].1.clone();
+    let key = format!("alerts:{signature}");
+    let meta = serde_json::json!({ "hook": "alerts", "timestamp": ts.to_string(), "signature": signature })
+        .to_string();
+    let at = ts - 120;
+    sql.execute(
+        "INSERT INTO deliveries (source, key, seen_at) VALUES ('webhook', $1, $2)",
+        &[&key, &at],
+    )
+    .unwrap();
+    sql.execute(
+        "INSERT INTO pending (source, key, meta, body, at, node) VALUES ('webhook', $1, $2, $3, $4, $5)",
+        &[&key, &meta, &body.to_vec(), &at, &node],
+    )
+    .unwrap();
+    // The sender's retry is a duplicate; node 0 takes the work up itself.
+    assert_eq!(
+        cluster
+            .daemon(1)
+            .post("/hooks/alerts", &headers, body)
+            .status,
+        200
+    );
+    let runs = cluster.nodes[0].finished_runs(1, Duration::from_secs(30));
+    assert_eq!(runs[0]["detail"]["delivery"], format!("webhook:{key}"));
+    assert!(
+        cluster
+            .daemon(0)
+            .wait_for_log("taking up a delivery", Duration::from_secs(5))
+    );
+    // Once.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(cluster.nodes[0].runs().len(), 1);
+    let left: i64 = sql
+        .query_one("SELECT count(*) FROM pending", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0);
 }

@@ -104,3 +104,21 @@ pub(crate) fn adopt(client: &mut Client, ctx: &Ctx<'_>) -> Result<Vec<Pending>> 
     found.sort_by_key(|(seq, _)| *seq);
     Ok(found.into_iter().map(|(_, p)| p).collect())
 }
+
+/// This node's claims made before `before` (Unix seconds) that still hold
+/// their work, oldest first.
+pub(crate) fn stale(client: &mut Client, ctx: &Ctx<'_>, before: i64) -> Result<Vec<Pending>> {
+    Ok(client
+        .query(
+            "SELECT source, key, meta, body FROM pending WHERE node = $1 AND at < $2 ORDER BY seq",
+            &[&ctx.node, &before],
+        )?
+        .iter()
+        .map(|r| Pending {
+            source: r.get(0),
+            key: r.get(1),
+            meta: r.get(2),
+            body: r.get(3),
+        })
+        .collect())
+}

@@ -304,10 +304,7 @@ fn unreachable(place: &str, e: &postgres::Error) -> StoreError {
 /// The schema version of the database (0 for an empty one).
 fn version(client: &mut impl postgres::GenericClient) -> Result<i32> {
     let exists: bool = client
-        .query_one(
-            "SELECT to_regclass('supervisor_schema') IS NOT NULL",
-            &[],
-        )?
+        .query_one("SELECT to_regclass('supervisor_schema') IS NOT NULL", &[])?
         .get(0);
     if !exists {
         return Ok(0);

@@ -16,6 +16,7 @@ pub(super) const CASES: &[(&str, CaseFn)] = &[
     ),
     ("a_claim_keeps_its_work_until_finished_or_released", work),
     ("claims_race_from_many_threads_and_one_wins", race),
+    ("claims_still_holding_their_work_are_found_by_age", stale),
 ];
 
 fn open(c: &Case) -> Deliveries {
@@ -141,4 +142,27 @@ fn race(c: &Case) {
         }
     });
     assert_eq!(won.into_inner(), 50);
+}
+
+fn stale(c: &Case) {
+    drop(c.store(8));
+    let mut d = open(c);
+    assert!(
+        d.claim_work("webhook", &["h:old"], 1000, 900, "h", b"old")
+            .unwrap()
+    );
+    assert!(
+        d.claim_work("webhook", &["h:new"], 1100, 900, "h", b"new")
+            .unwrap()
+    );
+    assert!(d.claim("slack", &["Ev1"], 900, 3600).unwrap());
+    let found = d.stale(1070, 60).unwrap();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(
+        (found[0].key.as_str(), &found[0].body[..]),
+        ("h:old", &b"old"[..])
+    );
+    d.finish("webhook", "h:old").unwrap();
+    assert!(d.stale(1070, 60).unwrap().is_empty());
+    assert_eq!(d.stale(2000, 60).unwrap().len(), 1);
 }

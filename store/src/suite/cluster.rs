@@ -18,7 +18,10 @@ pub(super) const CASES: &[(&str, CaseFn)] = &[
         firings,
     ),
     ("a_dead_nodes_claimed_work_is_adopted_once", adoption),
-    ("a_node_needs_no_right_to_change_the_schema", row_rights_only),
+    (
+        "a_node_needs_no_right_to_change_the_schema",
+        row_rights_only,
+    ),
 ];
 
 fn one_chain(c: &Case) {
@@ -195,7 +198,8 @@ fn row_rights_only(c: &Case) {
         crate::PgLocation::parse(&secrecy::SecretString::from(theirs), c.lease()).unwrap(),
     ));
     let mut s = Store::open_at(&location, Some(&MasterKey::from_bytes([7; 32]))).unwrap();
-    s.start_run(&super::runs::record("r1", "a"), &json!({})).unwrap();
+    s.start_run(&super::runs::record("r1", "a"), &json!({}))
+        .unwrap();
     s.heartbeat().unwrap();
     assert!(matches!(
         s.audit_verify().unwrap(),
@@ -207,6 +211,10 @@ fn row_rights_only(c: &Case) {
         postgres::NoTls,
     )
     .unwrap();
-    assert!(theirs.batch_execute("ALTER TABLE audit DISABLE TRIGGER USER").is_err());
+    assert!(
+        theirs
+            .batch_execute("ALTER TABLE audit DISABLE TRIGGER USER")
+            .is_err()
+    );
     assert!(theirs.batch_execute("DELETE FROM audit").is_err());
 }

@@ -1,8 +1,9 @@
 //! A node's life on a shared store: every third of its lease it renews the
 //! lease, marks the runs of nodes whose lease ran out `lost` (and frees
 //! their slots and firings), adopts the deliveries they had answered but
-//! not run, and removes the leftovers (homes, cgroups) of its own runs that
-//! are over. At a clean stop it gives the lease up.
+//! not run, takes up its own claims that it never queued, and removes the
+//! leftovers (homes, cgroups) of its own runs that are over. At a clean
+//! stop it gives the lease up.
 //!
 //! It works on a store handle (a connection) of its own, so that renewing
 //! the lease never waits behind the runs' store work.
@@ -89,6 +90,8 @@ async fn tick(store: &Arc<Mutex<Store>>, daemon: &Arc<Daemon>, state_dir: &std::
             return;
         }
     }
-    // Deliveries that dead nodes answered but never ran.
+    // Deliveries that dead nodes answered but never ran, and this node's
+    // own claims that it never queued.
     super::resume::pending(daemon).await;
+    super::resume::stale(daemon).await;
 }

@@ -4,7 +4,7 @@
 //! never silently. At shutdown, waiting runs are refused and running ones
 //! get a grace period before their process groups are stopped.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -76,6 +76,10 @@ pub struct Runner {
     /// Claimed deliveries: a run's work is dropped from them once the run
     /// is recorded.
     deliveries: Option<Arc<super::claims::Claims>>,
+    /// Deliveries (`<source>:<key>`) queued or running here and not yet
+    /// recorded: a claim of this node that is in none of them was never
+    /// queued (see `resume::stale`).
+    in_flight: Mutex<HashSet<String>>,
 }
 
 impl Runner {
@@ -97,12 +101,19 @@ impl Runner {
             metrics,
             runtime: Handle::current(),
             deliveries,
+            in_flight: Mutex::new(HashSet::new()),
         })
     }
 
     /// The run (or the refusal) that `delivery` (`<source>:<key>`) promised
     /// is recorded: its work is dropped from the claims, on a blocking thread.
     pub fn finish_delivery(&self, delivery: Option<&str>) {
+        if let Some(d) = delivery {
+            self.in_flight
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(d);
+        }
         let (Some(deliveries), Some((source, key))) = (
             self.deliveries.clone(),
             delivery.and_then(|d| d.split_once(':')),
@@ -115,6 +126,14 @@ impl Runner {
                 tracing::error!(%source, error = %e, "could not mark a delivery done; a restart would take it up again and find its run");
             }
         });
+    }
+
+    /// Whether a delivery is queued or running here, not yet recorded.
+    pub fn in_flight(&self, delivery: &str) -> bool {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(delivery)
     }
 
     /// The engine as of the last (re)load.
@@ -216,6 +235,12 @@ impl Runner {
             .queued
             .store(self.waiting() as u64, Ordering::Relaxed);
         self.active.send_modify(|n| *n += 1);
+        if let Some(d) = &req.delivery {
+            self.in_flight
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(d.clone());
+        }
         let me = self.clone();
         self.runtime.spawn(async move {
             me.run(req, replier, attach).await;
