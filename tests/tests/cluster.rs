@@ -307,6 +307,11 @@ fn a_database_out_of_reach_is_answered_503_and_the_retry_runs_once() {
     let Some(cluster) = Cluster::start("database_out_of_reach", &extra) else {
         return;
     };
+    let check = cluster.nodes[0].cmd(&["config", "check"]);
+    assert!(
+        check.ok().contains("store    PostgreSQL") && !check.all().contains("postgres@"),
+        "{check}"
+    );
     let body = b"{\"alert\":\"while the database was down\"}";
     let headers = webhook_headers(HOOK_SECRET, now_secs(), body);
     cluster.server.stop();
@@ -408,4 +413,52 @@ fn a_claim_committed_but_answered_503_is_taken_up_by_its_own_node() {
         .unwrap()
         .get(0);
     assert_eq!(left, 0);
+}
+
+#[test]
+fn an_agents_max_concurrent_holds_across_the_nodes() {
+    let extra = r#"
+[[agents]]
+name = "one"
+command = ["/bin/sh", "-c", "s=$(date +%s%N); sleep 0.4; echo \"$s $(date +%s%N)\" > \"$OUT/$SUPERVISOR_RUN_ID.json\""]
+triggers = ["webhook"]
+max_concurrent = 1
+env = { PATH = "/usr/bin:/bin", OUT = @OUT@ }
+
+[[webhooks]]
+name = "one"
+agent = "one"
+secret = { file = "hook-secret" }
+"#;
+    let Some(cluster) = Cluster::start("max_concurrent_across_nodes", extra) else {
+        return;
+    };
+    let ts = now_secs();
+    for i in 0..6 {
+        let body = format!("{{\"n\":{i}}}");
+        let headers = webhook_headers(HOOK_SECRET, ts, body.as_bytes());
+        let r = cluster
+            .daemon(i % 3)
+            .post("/hooks/one", &headers, body.as_bytes());
+        assert_eq!(r.status, 202);
+    }
+    let runs = cluster.nodes[0].finished_runs(6, Duration::from_secs(60));
+    assert!(runs.iter().all(|r| r["status"] == "succeeded"), "{runs:#?}");
+    let mut spans: Vec<(u128, u128)> = std::fs::read_dir(&cluster.out)
+        .unwrap()
+        .flatten()
+        .map(|e| {
+            let text = std::fs::read_to_string(e.path()).unwrap();
+            let mut parts = text.split_whitespace().map(|p| p.parse::<u128>().unwrap());
+            (parts.next().unwrap(), parts.next().unwrap())
+        })
+        .collect();
+    spans.sort();
+    assert_eq!(spans.len(), 6);
+    for pair in spans.windows(2) {
+        assert!(
+            pair[0].1 <= pair[1].0,
+            "two runs of an agent with max_concurrent = 1 overlapped: {spans:?}"
+        );
+    }
 }
