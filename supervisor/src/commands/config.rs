@@ -48,15 +48,17 @@ pub fn check(ctx: &Context) -> Result<()> {
             "  store    SQLite, {}",
             ctx.state_dir.join(supervisor_store::DB_FILE).display()
         ),
-        Some(reference) => println!(
-            "  store    PostgreSQL, shared by every node on it; url from {}; lease {}",
-            match reference {
+        Some(reference) => {
+            let source = match reference {
                 supervisor_config::SecretRef::File(p) => format!("the file {}", p.display()),
                 supervisor_config::SecretRef::Env(n) => format!("${n}"),
                 supervisor_config::SecretRef::Credential(n) => format!("the credential {n}"),
-            },
-            format!("{}s", c.store.lease().as_secs())
-        ),
+            };
+            println!(
+                "  store    PostgreSQL, shared by every node on it; url from {source}; lease {}s",
+                c.store.lease().as_secs()
+            );
+        }
     }
     match &c.server.control_socket {
         Some(socket) => println!(
