@@ -361,3 +361,57 @@ fn migrate(client: &mut Client) -> Result<()> {
     tx.commit()?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(url: &str) -> Result<PgLocation> {
+        PgLocation::parse(&SecretString::from(url.to_owned()), Duration::from_secs(30))
+    }
+
+    #[test]
+    fn a_url_is_shown_without_its_password() {
+        let pg = parse("postgres://node:hunter2-sentinel@db.internal:6543/team").unwrap();
+        assert_eq!(pg.place(), "postgres://db.internal:6543/team");
+        assert!(!format!("{pg:?}").contains("hunter2"));
+        assert!(!format!("{pg:?}").contains("node:"));
+        let kv =
+            parse("host=/run/postgresql dbname=team user=node password=hunter2-sentinel").unwrap();
+        assert_eq!(kv.place(), "postgres:///run/postgresql:5432/team");
+    }
+
+    #[test]
+    fn unusable_urls_are_refused_without_repeating_them() {
+        for (url, want) in [
+            (
+                "mysql://node:hunter2-sentinel@db/team",
+                "not a PostgreSQL connection URL",
+            ),
+            (
+                "postgres://node:hunter2-sentinel@db.internal:5432",
+                "names no database",
+            ),
+            (
+                "postgres://node:hunter2-sentinel@db/team?sslmode=require",
+                "requires TLS",
+            ),
+            (
+                "postgres://node:hunter2-sentinel@db/team?port=notaport",
+                "not a PostgreSQL",
+            ),
+        ] {
+            let err = parse(url).unwrap_err().to_string();
+            assert!(err.contains(want), "{url}: {err}");
+            assert!(!err.contains("hunter2"), "{err}");
+        }
+    }
+
+    #[test]
+    fn session_limits_are_added_to_the_options_given() {
+        let pg = parse("postgres://n@h/db?options=-c%20search_path%3Dteam").unwrap();
+        let options = pg.config.get_options().unwrap();
+        assert!(options.starts_with("-c search_path=team "), "{options}");
+        assert!(options.contains("lock_timeout=30s"), "{options}");
+    }
+}
