@@ -16,6 +16,7 @@ mod raw;
 mod sandbox;
 mod schedules;
 mod server;
+mod store;
 mod units;
 
 pub use error::{ConfigError, Problem};
@@ -34,6 +35,7 @@ pub use server::{
     DEFAULT_BODY_LIMIT, DEFAULT_LISTEN, DEFAULT_LOG, DEFAULT_MAX_CONCURRENT_RUNS,
     DEFAULT_QUEUE_LIMIT, DEFAULT_SHUTDOWN_GRACE, MAX_SOCKET_PATH, Server,
 };
+pub use store::{DEFAULT_LEASE, StoreConfig};
 pub use units::{parse_duration, parse_size};
 
 #[cfg(test)]

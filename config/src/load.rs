@@ -178,6 +178,8 @@ pub struct Config {
     pub webhooks: Vec<Webhook>,
     /// `[sandbox]`: containment settings shared by every agent.
     pub sandbox: Sandbox,
+    /// `[store]`: SQLite in the state directory, or a shared PostgreSQL.
+    pub store: crate::store::StoreConfig,
 }
 
 impl Config {
@@ -342,6 +344,7 @@ impl Validator<'_> {
         let linear = raw.linear.map(|l| self.linear(l, &agents));
         let webhooks = self.webhooks(raw.webhooks, &agents);
         let sandbox = self.sandbox(raw.sandbox);
+        let store = self.store(raw.store);
         Config {
             path: path.to_owned(),
             state_dir: raw.state_dir.map(|s| self.path(s.get_ref())),
@@ -357,6 +360,7 @@ impl Validator<'_> {
             linear,
             webhooks,
             sandbox,
+            store,
         }
     }
 

@@ -28,6 +28,14 @@ pub(crate) struct RawConfig {
     #[serde(default)]
     pub webhooks: Vec<RawWebhook>,
     pub sandbox: Option<RawSandbox>,
+    pub store: Option<RawStore>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawStore {
+    pub url: Option<SecretRef>,
+    pub lease: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]

@@ -739,3 +739,38 @@ secret = { file = "/run/ci.secret" }
         SecretRef::File("/run/ci.secret".into())
     );
 }
+
+#[test]
+fn the_store_section_takes_a_url_reference_and_a_lease() {
+    let base = "[team]\nname = \"acme\"\n";
+    let c = Config::parse(
+        &format!("{base}[store]\nurl = {{ file = \"pg.url\" }}\nlease = \"10s\"\n"),
+        std::path::Path::new("/etc/supervisor/supervisor.toml"),
+    )
+    .unwrap();
+    assert_eq!(
+        c.store.url,
+        Some(SecretRef::File("/etc/supervisor/pg.url".into()))
+    );
+    assert_eq!(c.store.lease(), std::time::Duration::from_secs(10));
+    let default = Config::parse(base, std::path::Path::new("s.toml")).unwrap();
+    assert_eq!(default.store.url, None);
+    assert_eq!(default.store.lease(), crate::DEFAULT_LEASE);
+    for (bad, want) in [
+        (
+            "url = \"postgres://u:pw@db/x\"",
+            "inline secret values are refused",
+        ),
+        ("lease = \"10s\"", "applies to a PostgreSQL store only"),
+        ("url = { env = \"PG\" }\nlease = \"500ms\"", "at least 1s"),
+    ] {
+        let err = Config::parse(
+            &format!("{base}[store]\n{bad}\n"),
+            std::path::Path::new("s.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains(want), "{bad}: {err}");
+        assert!(!err.contains("pw@"), "{err}");
+    }
+}

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use supervisor_config::Config;
-use supervisor_store::{MasterKey, Store};
+use supervisor_store::{Location, MasterKey, PgLocation, Store};
 
 use crate::cli::Global;
 use crate::fail::Failure;
@@ -60,10 +60,23 @@ impl Context {
         Ok(MasterKey::load(&self.key_file, creds.as_deref())?)
     }
 
+    /// Where the store lives: SQLite in the state directory, or the
+    /// PostgreSQL database that `[store] url` points to.
+    pub fn location(&self) -> Result<Location> {
+        match &self.config.store.url {
+            None => Ok(Location::Sqlite(self.state_dir.clone())),
+            Some(reference) => {
+                let url = crate::credentials::resolve(reference, "[store] url")?;
+                let pg = PgLocation::parse(&url, self.config.store.lease())?;
+                Ok(Location::Postgres(Box::new(pg)))
+            }
+        }
+    }
+
     /// The store, with the master key when `unlocked`.
     pub fn store(&self, unlocked: bool) -> Result<Store> {
         let key = if unlocked { Some(self.key()?) } else { None };
-        Ok(Store::open(&self.state_dir, key.as_ref())?)
+        Ok(Store::open_at(&self.location()?, key.as_ref())?)
     }
 }
 

@@ -43,6 +43,23 @@ pub fn check(ctx: &Context) -> Result<()> {
     println!("config {} is valid", c.path.display());
     println!("  team     {}", c.team.name);
     println!("  state    {}", ctx.state_dir.display());
+    match &c.store.url {
+        None => println!(
+            "  store    SQLite, {}",
+            ctx.state_dir.join(supervisor_store::DB_FILE).display()
+        ),
+        Some(reference) => {
+            let source = match reference {
+                supervisor_config::SecretRef::File(p) => format!("the file {}", p.display()),
+                supervisor_config::SecretRef::Env(n) => format!("${n}"),
+                supervisor_config::SecretRef::Credential(n) => format!("the credential {n}"),
+            };
+            println!(
+                "  store    PostgreSQL, shared by every node on it; url from {source}; lease {}s",
+                c.store.lease().as_secs()
+            );
+        }
+    }
     match &c.server.control_socket {
         Some(socket) => println!(
             "  socket   {} (commands go to the daemon there)",

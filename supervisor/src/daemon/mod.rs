@@ -9,10 +9,12 @@
 //! stops accepting, stops the schedules, gives running runs `[server]
 //! shutdown_grace`, stops the rest (recorded `interrupted`) and exits 0.
 
+mod claims;
 pub mod client;
 pub mod control;
 mod hooks;
 mod http;
+mod lease;
 mod linear;
 mod metrics;
 mod notify;
@@ -94,7 +96,7 @@ pub struct Daemon {
     config: Mutex<(Arc<Config>, Arc<Credentials>)>,
     /// Claimed deliveries, in their own database file (see
     /// `supervisor_store::Deliveries`); used only on blocking threads.
-    deliveries: Arc<Mutex<Deliveries>>,
+    deliveries: Arc<claims::Claims>,
 }
 
 impl Daemon {
@@ -131,9 +133,8 @@ impl Daemon {
         let (meta, body) = (meta.to_string(), body.clone());
         tokio::task::spawn_blocking(move || {
             let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-            let mut d = deliveries.lock().unwrap_or_else(|p| p.into_inner());
             let now = chrono::Utc::now().timestamp();
-            d.claim_work(&source, &keys, now, ttl_secs as i64, &meta, &body)
+            deliveries.with(|d| d.claim_work(&source, &keys, now, ttl_secs as i64, &meta, &body))
         })
         .await
         .context("the delivery claim did not finish")?
@@ -146,8 +147,7 @@ impl Daemon {
             (self.deliveries.clone(), source.to_owned(), keys.to_vec());
         tokio::task::spawn_blocking(move || {
             let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-            let mut d = deliveries.lock().unwrap_or_else(|p| p.into_inner());
-            d.release(&source, &keys)
+            deliveries.with(|d| d.release(&source, &keys))
         })
         .await
         .context("the delivery release did not finish")?
@@ -204,8 +204,15 @@ async fn run(global: &Global, ctx: Context, host: Host) -> Result<()> {
     // socket refuses descendants, and we reap them.
     crate::reaper::become_subreaper().context("becoming the reaper of agents' orphans")?;
     tokio::spawn(reap_orphans());
+    let location = ctx.location()?;
     let mut store = ctx.store(true)?;
-    let mut deliveries = Deliveries::open(&ctx.state_dir)?;
+    // On a shared store this node holds a lease from now on: what it
+    // records and claims is its own while it renews it.
+    let lease = store.lease();
+    if lease.is_some() {
+        store.heartbeat()?;
+    }
+    let mut deliveries = Deliveries::open_at(&location, &ctx.state_dir)?;
     let taken = deliveries.take_over(&mut store)?;
     if taken > 0 {
         tracing::info!(
@@ -223,10 +230,11 @@ async fn run(global: &Global, ctx: Context, host: Host) -> Result<()> {
     let engine = Engine {
         config: config.clone(),
         state_dir: ctx.state_dir.clone(),
+        shared: store.is_shared(),
         store: Arc::new(Mutex::new(store)),
         host: Arc::new(host),
     };
-    let deliveries = Arc::new(Mutex::new(deliveries));
+    let deliveries = Arc::new(claims::Claims::open(deliveries, &location, &ctx.state_dir)?);
     let runner = Runner::new(
         engine.clone(),
         Arc::new(Metrics::default()),
@@ -241,6 +249,11 @@ async fn run(global: &Global, ctx: Context, host: Host) -> Result<()> {
     // Deliveries answered by a daemon that died before their runs were
     // recorded: taken up again before anything new is accepted.
     resume::pending(&daemon).await;
+    // Several nodes: renew the lease, take over what dead nodes left.
+    let keeper = match lease {
+        Some(lease) => Some(lease::Keeper::start(&ctx, lease, daemon.clone())?),
+        None => None,
+    };
 
     let server = &config.server;
     let socket_note = match &socket {
@@ -325,6 +338,9 @@ async fn run(global: &Global, ctx: Context, host: Host) -> Result<()> {
     // their clients get that end (unless they stopped reading).
     let _ = stop_control.send(());
     runner.shutdown(config.server.shutdown_grace).await;
+    if let Some(keeper) = keeper {
+        keeper.leave().await;
+    }
     if let Some(control) = control
         && tokio::time::timeout(CLIENTS_GRACE, control).await.is_err()
     {

@@ -3,23 +3,47 @@
 //! checked again against its source's secret and taken up, unless its run
 //! is in the store already (the daemon died between recording the run and
 //! noting so). An answered delivery is thus run once, not zero times.
+//!
+//! On a shared store the same holds across nodes (a live node adopts the
+//! work of a dead one), and a node also takes up its own claims that it
+//! never queued ([`stale`]): a claim whose commit reached the database
+//! although the node saw an error, and answered 503.
 
 use std::sync::Arc;
 
+use supervisor_store::{Deliveries, Pending};
+
 use super::Daemon;
 
-/// Takes up every pending delivery.
+/// How old a claim of this node must be, and not queued here, to be taken
+/// for one that was never queued (a claim is queued within milliseconds).
+const STALE_SECS: i64 = 60;
+
+/// Takes up every pending delivery (at start; on a shared store, those of
+/// nodes whose lease ran out).
 pub async fn pending(d: &Arc<Daemon>) {
+    take_up(d, |x| x.pending()).await;
+}
+
+/// Takes up this node's claims that were never queued.
+pub async fn stale(d: &Arc<Daemon>) {
+    let now = chrono::Utc::now().timestamp();
+    take_up(d, move |x| x.stale(now, STALE_SECS)).await;
+}
+
+async fn take_up(
+    d: &Arc<Daemon>,
+    read: impl FnOnce(&mut Deliveries) -> supervisor_store::Result<Vec<Pending>> + Send + 'static,
+) {
     let deliveries = d.deliveries.clone();
     let engine = d.runner.engine();
+    let runner = d.runner.clone();
     let found = tokio::task::spawn_blocking(move || {
-        let pending = deliveries
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .pending()?;
-        let store = engine.store.lock().unwrap_or_else(|p| p.into_inner());
+        let pending = deliveries.with(read)?;
+        let mut store = engine.store.lock().unwrap_or_else(|p| p.into_inner());
         pending
             .into_iter()
+            .filter(|p| !runner.in_flight(&format!("{}:{}", p.source, p.key)))
             .map(|p| {
                 let delivery = format!("{}:{}", p.source, p.key);
                 let ran = store.run_for_delivery(&delivery)?;

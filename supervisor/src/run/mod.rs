@@ -96,6 +96,9 @@ pub struct Engine {
     pub store: SharedStore,
     /// What this host offers for containing agents, probed at start.
     pub host: Arc<Host>,
+    /// Whether other supervisors share the store (PostgreSQL): agents'
+    /// slots and cron firings are then agreed on through it.
+    pub shared: bool,
 }
 
 /// Why a run ended, seen from the supervisor.
@@ -119,7 +122,7 @@ impl Engine {
     /// thread, and so never the answers of the daemon's listener. On a
     /// single-threaded runtime (`supervisor run`, one run and nothing else)
     /// it runs in place, sparing a thread hand-off per call.
-    async fn with_store<T: Send + 'static>(
+    pub(crate) async fn with_store<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Store) -> supervisor_store::Result<T> + Send + 'static,
     ) -> Result<supervisor_store::Result<T>> {
