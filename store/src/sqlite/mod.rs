@@ -160,6 +160,8 @@ impl Sqlite {
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX
                 | OpenFlags::SQLITE_OPEN_URI,
         )?;
+        // Every statement the store runs fits: each is parsed once.
+        conn.set_prepared_statement_cache_capacity(64);
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         // Freed pages are overwritten, so nothing deleted lingers in the file.

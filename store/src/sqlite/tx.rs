@@ -47,15 +47,42 @@ fn run(r: &Row<'_>) -> rusqlite::Result<RunRow> {
     })
 }
 
+/// Statements through the connection's cache: each is parsed once per
+/// connection, not once per call (a run looks up every secret it opens).
+trait Cached {
+    fn cached_row<T>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        f: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T>;
+    fn cached_exec(&self, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<usize>;
+}
+
+impl Cached for Transaction<'_> {
+    fn cached_row<T>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        f: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        self.prepare_cached(sql)?.query_row(params, f)
+    }
+
+    fn cached_exec(&self, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<usize> {
+        self.prepare_cached(sql)?.execute(params)
+    }
+}
+
 impl Tx for Transaction<'_> {
     fn meta(&mut self, key: &str) -> Result<Option<Vec<u8>>> {
         Ok(self
-            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .cached_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
             .optional()?)
     }
 
     fn set_meta(&mut self, key: &str, value: &[u8]) -> Result<()> {
-        self.execute(
+        self.cached_exec(
             "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = ?2",
             params![key, value],
         )?;
@@ -64,7 +91,7 @@ impl Tx for Transaction<'_> {
 
     fn read_seal(&mut self) -> Result<Option<(Head, String)>> {
         Ok(self
-            .query_row(
+            .cached_row(
                 "SELECT anchor, seq, hash, secrets, mac FROM audit_seal WHERE id = 1",
                 [],
                 |r| {
@@ -83,7 +110,7 @@ impl Tx for Transaction<'_> {
     }
 
     fn write_seal(&mut self, head: &Head, mac: &str) -> Result<()> {
-        self.execute(
+        self.cached_exec(
             "INSERT INTO audit_seal (id, anchor, seq, hash, secrets, mac) VALUES (1, ?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (id) DO UPDATE SET anchor = ?1, seq = ?2, hash = ?3, secrets = ?4, mac = ?5",
             params![head.anchor, head.seq, head.hash, head.secrets, mac],
@@ -93,7 +120,7 @@ impl Tx for Transaction<'_> {
 
     fn tail(&mut self) -> Result<(i64, String)> {
         Ok(self
-            .query_row(
+            .cached_row(
                 "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
                 [],
                 |r| Ok((r.get(0)?, r.get(1)?)),
@@ -103,7 +130,7 @@ impl Tx for Transaction<'_> {
     }
 
     fn insert_entry(&mut self, e: &Entry<'_>, hash: &str) -> Result<()> {
-        self.execute(
+        self.cached_exec(
             "INSERT INTO audit (seq, at, actor, action, detail, prev_hash, hash, subject) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![e.seq, e.at, e.actor, e.action, e.detail, e.prev_hash, hash, e.subject],
         )?;
@@ -112,7 +139,7 @@ impl Tx for Transaction<'_> {
 
     fn latest_about(&mut self, subject: &str) -> Result<Option<Stored>> {
         Ok(self
-            .query_row(
+            .cached_row(
                 &format!(
                     "SELECT {ENTRY_COLUMNS} FROM audit WHERE subject = ?1 ORDER BY seq DESC LIMIT 1"
                 ),
@@ -123,8 +150,9 @@ impl Tx for Transaction<'_> {
     }
 
     fn subjects(&mut self) -> Result<Vec<String>> {
-        let mut stmt =
-            self.prepare("SELECT subject FROM audit WHERE subject IS NOT NULL GROUP BY subject")?;
+        let mut stmt = self.prepare_cached(
+            "SELECT subject FROM audit WHERE subject IS NOT NULL GROUP BY subject",
+        )?;
         let rows = stmt.query_map([], |r| r.get(0))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -139,7 +167,7 @@ impl Tx for Transaction<'_> {
 
     fn newest_entries(&mut self, limit: Option<usize>) -> Result<Vec<Stored>> {
         let limit = limit.map_or(-1, |l| l as i64);
-        let mut stmt = self.prepare(&format!(
+        let mut stmt = self.prepare_cached(&format!(
             "SELECT * FROM (SELECT {ENTRY_COLUMNS} FROM audit ORDER BY seq DESC LIMIT ?1) ORDER BY seq"
         ))?;
         let rows = stmt.query_map([limit], stored)?;
@@ -148,7 +176,7 @@ impl Tx for Transaction<'_> {
 
     fn secret(&mut self, id: SecretId<'_>) -> Result<Option<MetaRow>> {
         Ok(self
-            .query_row(
+            .cached_row(
                 &format!(
                     "SELECT {META_COLUMNS} FROM secrets WHERE scope = ?1 AND owner = ?2 AND name = ?3"
                 ),
@@ -175,7 +203,7 @@ impl Tx for Transaction<'_> {
 
     fn sealed_value(&mut self, id: SecretId<'_>) -> Result<Option<SealedRow>> {
         Ok(self
-            .query_row(
+            .cached_row(
                 "SELECT version, nonce, ciphertext FROM secrets WHERE scope = ?1 AND owner = ?2 AND name = ?3",
                 params![id.scope, id.owner, id.name],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
@@ -184,7 +212,7 @@ impl Tx for Transaction<'_> {
     }
 
     fn insert_secret(&mut self, id: SecretId<'_>, row: &NewSecret<'_>) -> Result<()> {
-        self.execute(
+        self.cached_exec(
             "INSERT INTO secrets (scope, owner, name, description, version, nonce, ciphertext, created_at, created_by, updated_at, updated_by)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?8, ?9)",
             params![id.scope, id.owner, id.name, row.description, row.version, row.nonce, row.ciphertext, row.at, row.actor],
@@ -193,7 +221,7 @@ impl Tx for Transaction<'_> {
     }
 
     fn update_secret(&mut self, id: SecretId<'_>, row: &NewSecret<'_>) -> Result<()> {
-        self.execute(
+        self.cached_exec(
             "UPDATE secrets SET version = ?4, nonce = ?5, ciphertext = ?6, description = COALESCE(?7, description), updated_at = ?8, updated_by = ?9,
              leaked_run = NULL, leaked_at = NULL, leaked_runs = 0
              WHERE scope = ?1 AND owner = ?2 AND name = ?3",
@@ -203,7 +231,7 @@ impl Tx for Transaction<'_> {
     }
 
     fn mark_leak(&mut self, id: SecretId<'_>, version: i64, run: &str, at: &str) -> Result<usize> {
-        Ok(self.execute(
+        Ok(self.cached_exec(
             "UPDATE secrets SET leaked_run = ?5, leaked_at = ?6, leaked_runs = leaked_runs + 1
              WHERE scope = ?1 AND owner = ?2 AND name = ?3 AND version = ?4",
             params![id.scope, id.owner, id.name, version, run, at],
@@ -211,7 +239,7 @@ impl Tx for Transaction<'_> {
     }
 
     fn delete_secret(&mut self, id: SecretId<'_>) -> Result<()> {
-        self.execute(
+        self.cached_exec(
             "DELETE FROM secrets WHERE scope = ?1 AND owner = ?2 AND name = ?3",
             params![id.scope, id.owner, id.name],
         )?;
@@ -228,7 +256,7 @@ impl Tx for Transaction<'_> {
 
     fn insert_run(&mut self, r: &RunRow, _delivery: Option<&str>) -> Result<()> {
         // The delivery is found in `detail` (`run_for_delivery`).
-        self.execute(
+        self.cached_exec(
             &format!("INSERT INTO runs ({RUN_COLUMNS}, pid) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"),
             params![
                 r.id, r.agent, r.trigger, r.member, r.status, r.exit_code, r.signal, r.reason,
@@ -240,19 +268,19 @@ impl Tx for Transaction<'_> {
 
     fn run_detail(&mut self, id: &str) -> Result<Option<String>> {
         Ok(self
-            .query_row("SELECT detail FROM runs WHERE id = ?1", [id], |r| r.get(0))
+            .cached_row("SELECT detail FROM runs WHERE id = ?1", [id], |r| r.get(0))
             .optional()?)
     }
 
     fn end_run(&mut self, r: &RunRow) -> Result<usize> {
-        Ok(self.execute(
+        Ok(self.cached_exec(
             "UPDATE runs SET status = ?2, exit_code = ?3, signal = ?4, reason = ?5, ended_at = ?6, log_bytes = ?7, redactions = ?8, detail = ?9 WHERE id = ?1",
             params![r.id, r.status, r.exit_code, r.signal, r.reason, r.ended_at, r.log_bytes, r.redactions, r.detail],
         )?)
     }
 
     fn set_run_detail(&mut self, id: &str, detail: &str) -> Result<()> {
-        self.execute(
+        self.cached_exec(
             "UPDATE runs SET detail = ?2 WHERE id = ?1",
             params![id, detail],
         )?;
@@ -283,8 +311,8 @@ impl Tx for Transaction<'_> {
     }
 
     fn orphaned_runs(&mut self, is_alive: IsAlive<'_>) -> Result<Vec<Orphan>> {
-        let mut stmt =
-            self.prepare("SELECT id, pid, member, agent FROM runs WHERE status = 'running'")?;
+        let mut stmt = self
+            .prepare_cached("SELECT id, pid, member, agent FROM runs WHERE status = 'running'")?;
         let rows: Vec<(String, Option<i64>, Option<String>, String)> = stmt
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
             .collect::<rusqlite::Result<_>>()?;
@@ -296,7 +324,7 @@ impl Tx for Transaction<'_> {
     }
 
     fn mark_lost(&mut self, id: &str, at: &str) -> Result<()> {
-        self.execute(
+        self.cached_exec(
             "UPDATE runs SET status = 'lost', ended_at = ?2 WHERE id = ?1",
             params![id, at],
         )?;
@@ -305,7 +333,7 @@ impl Tx for Transaction<'_> {
 
     fn run_for_delivery(&mut self, delivery: &str) -> Result<Option<String>> {
         Ok(self
-            .query_row(
+            .cached_row(
                 "SELECT id FROM runs WHERE json_extract(detail, '$.delivery') = ?1 LIMIT 1",
                 [delivery],
                 |r| r.get(0),
@@ -315,7 +343,7 @@ impl Tx for Transaction<'_> {
 
     fn run_exists(&mut self, id: &str) -> Result<bool> {
         Ok(self
-            .query_row("SELECT 1 FROM runs WHERE id = ?1", [id], |_| Ok(()))
+            .cached_row("SELECT 1 FROM runs WHERE id = ?1", [id], |_| Ok(()))
             .optional()?
             .is_some())
     }

@@ -203,6 +203,10 @@ const PERCENT: [(&[u8], bool, bool); 8] = [
 ];
 
 pub fn percent_forms(value: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
+    // Letters and digits are left as they are by every encoder.
+    if value.iter().all(u8::is_ascii_alphanumeric) {
+        return vec![Zeroizing::new(value.to_vec())];
+    }
     let mut forms = Vec::with_capacity(PERCENT.len());
     for (kept, space_as_plus, upper) in PERCENT {
         let hex: &[u8; 16] = if upper {
@@ -242,12 +246,32 @@ struct JsonStyle {
 
 /// What JSON encoders write between the quotes for `value`: serde and JavaScript, Python's
 /// default `ensure_ascii`, Go, PHP, Gson, Jackson (upper-case hex).
+///
+/// Only the style choices that can change this value's escaping are varied: a plain token
+/// (letters, digits, `-`, `_`) has one form, not 24.
 pub fn json_forms(value: &str) -> Vec<Zeroizing<Vec<u8>>> {
+    const HTML: [&str; 2] = ["<>&\u{2028}\u{2029}", "<>&='"];
+    let non_ascii = value.bytes().any(|b| b >= 0x7f);
+    let control = value
+        .bytes()
+        .any(|b| b < 0x20 && !b"\n\r\t\x08\x0c".contains(&b));
+    let slash = value.contains('/');
+    let html: Vec<&'static str> = std::iter::once("")
+        .chain(
+            HTML.into_iter()
+                .filter(|set| value.chars().any(|c| set.contains(c))),
+        )
+        .collect();
     let mut forms = Vec::new();
-    for ascii in [false, true] {
-        for upper in [false, true] {
-            for slash in [false, true] {
-                for html in ["", "<>&\u{2028}\u{2029}", "<>&='"] {
+    for ascii in [false, true]
+        .into_iter()
+        .take(if non_ascii { 2 } else { 1 })
+    {
+        for slash in [false, true].into_iter().take(if slash { 2 } else { 1 }) {
+            for &html in &html {
+                // Hex digits show only where something is written as `\uXXXX`.
+                let escapes = control || (ascii && non_ascii) || !html.is_empty();
+                for upper in [false, true].into_iter().take(if escapes { 2 } else { 1 }) {
                     let style = JsonStyle {
                         ascii,
                         upper,
@@ -425,6 +449,27 @@ mod tests {
                 "{}",
                 String::from_utf8_lossy(expected)
             );
+        }
+    }
+
+    proptest::proptest! {
+        /// Varying only the style choices that can matter gives the same forms as trying
+        /// every style.
+        #[test]
+        fn json_forms_are_those_of_every_style(
+            value in "([a-z0-9_/<>&='\\\"\u{1}\n\t\u{7f}\u{e9}\u{2028}\u{1f600} -]){1,12}"
+        ) {
+            let mut every = Vec::new();
+            for ascii in [false, true] {
+                for upper in [false, true] {
+                    for slash in [false, true] {
+                        for html in ["", "<>&\u{2028}\u{2029}", "<>&='"] {
+                            every.push(json_escaped(&value, JsonStyle { ascii, upper, slash, html }));
+                        }
+                    }
+                }
+            }
+            proptest::prop_assert_eq!(text(&json_forms(&value)), text(&dedup(every)));
         }
     }
 }
