@@ -89,7 +89,7 @@ fn dispatch(cli: Cli) -> Result<u8> {
             return Ok(0);
         }
         Command::Config(ConfigCommand::Check) => {
-            commands::config::check(&Context::load(&cli.global)?)?;
+            commands::config::check(&Context::load_checked(&cli.global)?)?;
             return Ok(0);
         }
         Command::Schedules { json } => {

@@ -996,8 +996,16 @@ agent = \"a\"
     }
     let err = std::fs::read_to_string(team.path().join("serve.err")).unwrap();
     assert_eq!(status.unwrap().code(), Some(1), "{err}");
-    assert!(err.contains("schedule `typo`"), "{err}");
-    assert!(err.contains("unknown time zone `Europe/Berln`"), "{err}");
+    // Located in the file, as `config check` locates it.
+    let config = team.path().join("supervisor.toml");
+    let line = err
+        .lines()
+        .find(|l| l.contains("unknown time zone `Europe/Berln`"))
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(
+        line.starts_with(&format!("{}:", config.display())),
+        "{line}"
+    );
     let check = team.cmd(&["config", "check"]);
     assert!(check.err().contains("Europe/Berln"), "{check}");
 }

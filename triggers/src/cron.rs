@@ -52,7 +52,9 @@ use std::fmt;
 use std::str::FromStr;
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
-use supervisor_config::{Config, Schedule};
+#[cfg(doc)]
+use supervisor_config::Config;
+use supervisor_config::{Fault, Schedule, ScheduleCheck};
 
 use fields::{Field, Values};
 pub use zone::{Zone, ZoneOffset};
@@ -274,18 +276,43 @@ impl fmt::Display for CronSchedule {
     }
 }
 
-/// Parses every schedule of `config`: the name and error of each one that
-/// cannot be used, in config order.
-pub fn validate_schedules(config: &Config) -> Vec<(String, CronError)> {
-    config
-        .schedules
-        .iter()
-        .filter_map(|s| {
-            CronSchedule::from_config(s)
-                .err()
-                .map(|e| (s.name.clone(), e))
-        })
-        .collect()
+/// The checks of `[[schedules]]` entries that the config crate leaves to
+/// this one: load a config with [`Config::load_with`]`(path, &CronCheck)`
+/// and each bad expression and time zone is reported at its place, with
+/// the config's other problems. The expression is checked on its own (in
+/// UTC), so a bad time zone hides nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CronCheck;
+
+impl ScheduleCheck for CronCheck {
+    fn cron(&self, expression: &str) -> Result<(), Fault> {
+        CronSchedule::with_timezone(expression, Zone::UTC)
+            .map(drop)
+            .map_err(|e| e.fault())
+    }
+
+    fn timezone(&self, name: &str) -> Result<(), Fault> {
+        parse_timezone(name).map(drop).map_err(|e| e.fault())
+    }
+}
+
+impl CronError {
+    /// The error as a config problem, with a hint on the syntax.
+    pub fn fault(&self) -> Fault {
+        let hint = match self {
+            CronError::UnknownTimezone { .. } => {
+                "IANA names are listed by `timedatectl list-timezones`; leave `timezone` out for UTC"
+            }
+            CronError::Translate { .. } => "please report this: the expression is valid crontab",
+            _ => {
+                "crontab(5): minute hour day-of-month month weekday, e.g. `30 6 * * mon-fri`; `supervisor schedules` shows the next firings"
+            }
+        };
+        Fault {
+            message: self.to_string(),
+            hint: Some(hint.to_owned()),
+        }
+    }
 }
 
 /// An IANA zone name; a near miss in letter case is suggested.

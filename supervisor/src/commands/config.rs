@@ -8,20 +8,6 @@ use crate::sandbox::{self, AgentPlan, Host, Role};
 
 pub fn check(ctx: &Context) -> Result<()> {
     let c = &ctx.config;
-    // The config crate leaves cron expressions and time zones as text; the
-    // triggers crate parses them, as the daemon will.
-    let broken = supervisor_triggers::validate_schedules(c);
-    if !broken.is_empty() {
-        for (name, e) in &broken {
-            eprintln!("{}: schedule `{name}`: {e}", c.path.display());
-        }
-        return Err(Failure::new(format!(
-            "the config has {} schedule problem(s)",
-            broken.len()
-        ))
-        .hint("`supervisor schedules` shows each schedule's next firings once it parses")
-        .into());
-    }
     let host = Host::probe(c, &ctx.state_dir, &ctx.key_file, Role::Check);
     let plans: Vec<AgentPlan> = c
         .agents

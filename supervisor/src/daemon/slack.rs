@@ -30,7 +30,7 @@ use slack_morphism::prelude::{
     SlackApiChatPostMessageRequest, SlackApiToken, SlackApiTokenValue, SlackApiUsersInfoRequest,
     SlackClient, SlackClientHyperConnector, SlackMessageContent,
 };
-use supervisor_config::Config;
+use supervisor_config::{Config, IdSource};
 use supervisor_store::{RunRecord, RunStatus};
 use supervisor_triggers::slack::{self, Mention, SlackRequest};
 use supervisor_triggers::{Decision, ReplyTarget, TriggerEvent};
@@ -357,21 +357,6 @@ fn needs_email(mention: &Mention, config: &Config, decision: &Decision) -> bool 
             .any(|m| m.slack_user.is_none() && m.email.is_some())
 }
 
-/// Whether a Slack user is a member (the rule of the triggers crate's
-/// routing, for the metrics label only).
-fn is_member(config: &Config, user: Option<&str>, email: Option<&str>) -> bool {
-    let Some(user) = user else { return false };
-    config.members.iter().any(|m| {
-        m.slack_user.as_deref() == Some(user)
-            || (m.slack_user.is_none()
-                && email.is_some_and(|e| {
-                    m.email
-                        .as_deref()
-                        .is_some_and(|me| me.eq_ignore_ascii_case(e.trim()))
-                }))
-    })
-}
-
 /// Carries out a routing decision: start a run, answer in the thread, or
 /// do nothing. Never waits for Slack.
 fn act(
@@ -393,7 +378,8 @@ fn act(
             tracing::debug!(event_id = %mention.event_id, reason, "Slack mention ignored");
         }
         Decision::Reply(text) => {
-            let label = if is_member(config, mention.user.as_deref(), email) {
+            let member = config.member_by_identity(IdSource::Slack, mention.user.as_deref(), email);
+            let label = if member.is_some() {
                 "no_agent"
             } else {
                 "unknown_user"
