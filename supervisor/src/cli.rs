@@ -178,9 +178,14 @@ pub struct WriteArgs {
     /// What the secret is for (shown by `secret list`)
     #[arg(long, value_name = "TEXT")]
     pub description: Option<String>,
-    /// Read the value from this file, byte for byte (no newline is stripped)
+    /// Read the value from this file, byte for byte (a line break at its
+    /// end is kept, with a warning, unless --strip-newline)
     #[arg(long, value_name = "FILE")]
     pub value_file: Option<PathBuf>,
+    /// Remove the line breaks (LF, CR LF) at the end of a value read from
+    /// standard input or --value-file, such as the one `echo` adds
+    #[arg(long)]
+    pub strip_newline: bool,
 }
 
 #[derive(Debug, Args)]

@@ -31,9 +31,11 @@ fn target(args: &TargetArgs) -> Target {
 }
 
 /// Reads the value: --value-file exactly, else a hidden prompt (twice) on a
-/// terminal, else all of stdin exactly.
+/// terminal, else all of stdin exactly. Line breaks at the end of a file or
+/// of stdin are kept (and said) unless --strip-newline removes them (and
+/// says so): bytes are never changed silently.
 fn read_value(args: &WriteArgs, name: &str) -> Result<SecretString> {
-    let bytes = if let Some(path) = &args.value_file {
+    let (mut bytes, source) = if let Some(path) = &args.value_file {
         let file = std::fs::File::open(path)
             .with_context(|| format!("reading the value from {}", path.display()))?;
         let meta = file
@@ -61,7 +63,7 @@ fn read_value(args: &WriteArgs, name: &str) -> Result<SecretString> {
             .hint("a value file must hold the value alone; a device or pipe is read up to the limit")
             .into());
         }
-        buf
+        (buf, path.display().to_string())
     } else if std::io::stdin().is_terminal() {
         let first = SecretString::from(rpassword::prompt_password(format!("value for {name}: "))?);
         let again = SecretString::from(rpassword::prompt_password("again, to confirm: ")?);
@@ -75,8 +77,26 @@ fn read_value(args: &WriteArgs, name: &str) -> Result<SecretString> {
             .take(MAX_VALUE_LEN as u64 + 1)
             .read_to_end(&mut buf)
             .context("reading the value from standard input")?;
-        buf
+        (buf, "standard input".to_owned())
     };
+    let ending = line_break_at_end(&bytes);
+    if ending > 0 {
+        let what = describe_line_break(&bytes[bytes.len() - ending..]);
+        if args.strip_newline {
+            let kept = bytes.len() - ending;
+            bytes.truncate(kept);
+            eprintln!(
+                "note: removed the line break at the end of the value from {source} ({what}), as --strip-newline asks"
+            );
+        } else {
+            eprintln!(
+                "warning: the value from {source} ends with a line break ({what}); it is stored as is, and agents receive it"
+            );
+            eprintln!(
+                "hint: `printf %s \"$VALUE\"` writes a value without one (`echo` adds it), or pass --strip-newline to remove it; `secret update` replaces this one"
+            );
+        }
+    }
     match std::str::from_utf8(&bytes) {
         Ok(text) => Ok(SecretString::from(text.to_owned())),
         Err(e) => Err(Failure::new(format!(
@@ -86,6 +106,25 @@ fn read_value(args: &WriteArgs, name: &str) -> Result<SecretString> {
         .hint("store binary data base64-encoded")
         .into()),
     }
+}
+
+/// How many bytes at the end of `bytes` are line breaks (LF or CR).
+fn line_break_at_end(bytes: &[u8]) -> usize {
+    bytes
+        .iter()
+        .rev()
+        .take_while(|&&b| b == b'\n' || b == b'\r')
+        .count()
+}
+
+/// "1 byte: LF", "2 bytes: CR LF".
+fn describe_line_break(ending: &[u8]) -> String {
+    let names: Vec<&str> = ending
+        .iter()
+        .map(|&b| if b == b'\n' { "LF" } else { "CR" })
+        .collect();
+    let unit = if ending.len() == 1 { "byte" } else { "bytes" };
+    format!("{} {unit}: {}", ending.len(), names.join(" "))
 }
 
 fn warn_if_short(name: &str, len: usize) {
@@ -237,4 +276,20 @@ fn leaked(s: &SecretView, now: chrono::DateTime<chrono::Utc>) -> String {
         _ => String::new(),
     };
     format!("{} in run {}{more}", when::ago(leak.at, now), leak.run)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_breaks_at_the_end_are_counted_and_named() {
+        assert_eq!(line_break_at_end(b"token"), 0);
+        assert_eq!(line_break_at_end(b"token\n"), 1);
+        assert_eq!(line_break_at_end(b"token\r\n"), 2);
+        assert_eq!(line_break_at_end(b"to\nken"), 0);
+        assert_eq!(line_break_at_end(b"\n\n"), 2);
+        assert_eq!(describe_line_break(b"\n"), "1 byte: LF");
+        assert_eq!(describe_line_break(b"\r\n"), "2 bytes: CR LF");
+    }
 }
