@@ -498,8 +498,12 @@ agent = \"sleeper\"
     let show = team
         .cmd(&["runs", "show", run["id"].as_str().unwrap(), "--json"])
         .json();
-    let exit = show["detail"]["exit_status"].as_str().unwrap();
-    assert!(exit.contains("SIGTERM"), "the agent died of {exit}");
+    let exit = &show["detail"]["exit"];
+    assert_eq!(
+        *exit,
+        serde_json::json!({"code": null, "signal": 15}),
+        "the agent died of SIGTERM: {show}"
+    );
     assert_eq!(
         runs.iter().filter(|r| r["status"] == "running").count(),
         0,

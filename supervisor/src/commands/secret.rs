@@ -1,7 +1,7 @@
 //! `supervisor secret create|update|delete|list`. Values come in through a
 //! file, a hidden prompt or stdin, and never go out again.
 
-use std::io::{IsTerminal, Read, Write};
+use std::io::{IsTerminal, Read};
 
 use anyhow::{Context as _, Result};
 use secrecy::{ExposeSecret, SecretString};
@@ -9,6 +9,7 @@ use supervisor_protocol::{Change, Reply, Request, SecretValue, Target, TargetSco
 use supervisor_store::MAX_VALUE_LEN;
 use zeroize::Zeroizing;
 
+use super::print::{self, Table};
 use super::views::{SecretView, read, read_all, unexpected};
 use crate::backend::Backend;
 use crate::cli::{TargetArgs, WriteArgs};
@@ -195,8 +196,7 @@ pub fn list(backend: &mut Backend, json: bool, all: bool) -> Result<()> {
         other => return Err(unexpected(other)),
     };
     if json {
-        println!("{}", serde_json::to_string(&secrets)?);
-        return Ok(());
+        return print::json(&secrets);
     }
     print_table(&read_all(&secrets, "secret")?, all);
     Ok(())
@@ -204,59 +204,36 @@ pub fn list(backend: &mut Backend, json: bool, all: bool) -> Result<()> {
 
 fn print_table(secrets: &[SecretView], with_owner: bool) {
     let now = supervisor_store::now();
-    let rows: Vec<[String; 6]> = secrets
-        .iter()
-        .map(|s| {
-            [
-                s.name.clone(),
-                s.scope.clone(),
-                s.owner.clone().unwrap_or_default(),
-                when::ago(s.updated_at, now),
-                leaked(s, now),
-                s.description.clone().unwrap_or_default(),
-            ]
-        })
-        .collect();
-    let header = [
+    let mut table = Table::new(&[
         "NAME",
         "SCOPE",
         "OWNER",
         "LAST UPDATED",
         "LEAKED",
         "DESCRIPTION",
-    ];
-    let width = |i: usize| {
-        rows.iter()
-            .map(|r| r[i].chars().count())
-            .chain([header[i].len()])
-            .max()
-            .unwrap_or(0)
-    };
-    let widths: Vec<usize> = (0..header.len()).map(width).collect();
+    ]);
+    for s in secrets {
+        table.row(vec![
+            s.name.clone(),
+            s.scope.clone(),
+            s.owner.clone().unwrap_or_default(),
+            when::ago(s.updated_at, now),
+            leaked(s, now),
+            s.description.clone().unwrap_or_default(),
+        ]);
+    }
     // The owner column for `--all`, the leak column when some secret has leaked.
     let any_leak = secrets.iter().any(|s| s.leak.is_some());
-    let columns: Vec<usize> = (0..header.len())
-        .filter(|&i| (i != 2 || with_owner) && (i != 4 || any_leak))
-        .collect();
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    let columns = &columns[..];
-    let mut line = |cells: &[&str]| {
-        let mut text = String::new();
-        for (k, &i) in columns.iter().enumerate() {
-            if k + 1 == columns.len() {
-                text.push_str(cells[i]);
-            } else {
-                text.push_str(&format!("{:<w$}   ", cells[i], w = widths[i]));
-            }
-        }
-        let _ = writeln!(out, "{}", text.trim_end());
+    let mut table = if with_owner {
+        table
+    } else {
+        table.without("OWNER")
     };
-    line(&header);
-    for r in &rows {
-        line(&r.iter().map(String::as_str).collect::<Vec<_>>());
+    if !any_leak {
+        table = table.without("LEAKED");
     }
-    drop(out);
-    if rows.is_empty() {
+    table.print();
+    if table.is_empty() {
         println!("(no secrets yet: `supervisor secret create --help` shows how to add one)");
     }
     if any_leak {

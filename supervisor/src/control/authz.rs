@@ -15,7 +15,7 @@
 
 use anyhow::Result;
 use supervisor_config::{Config, Member};
-use supervisor_protocol::{Target, TargetScope};
+use supervisor_protocol::{ScopeFor, Target, TargetScope};
 use supervisor_store::Scope;
 
 use super::Caller;
@@ -135,16 +135,20 @@ pub fn secret_list(caller: &Caller, config: &Config, all: bool) -> Result<Visibl
     )
 }
 
-/// Whether the caller may see what a run for `member` would receive.
-pub fn scope_query(caller: &Caller, config: &Config, for_member: Option<&str>) -> Result<()> {
+/// Whose run a scope question is about, if the caller may ask it (`None`:
+/// nobody's). Anyone may ask about their own runs and about runs with
+/// nobody behind them; another member's names their personal secrets.
+pub fn scope_query(caller: &Caller, config: &Config, who: &ScopeFor) -> Result<Option<String>> {
     let me = member(caller, config)?;
-    match for_member {
-        Some(other) if other != me.name && !me.admin => Err(Denied::new(format!(
+    match who {
+        ScopeFor::Caller => Ok(Some(me.name.clone())),
+        ScopeFor::Nobody => Ok(None),
+        ScopeFor::Member(other) if other != &me.name && !me.admin => Err(Denied::new(format!(
             "what a run of `{other}` receives names their personal secrets, which only admins may see"
         ))
-        .hint("leave out --member, or pass your own name")
+        .hint("leave out --member for your own runs, or pass --nobody for runs with no member")
         .into()),
-        _ => Ok(()),
+        ScopeFor::Member(other) => Ok(Some(other.clone())),
     }
 }
 

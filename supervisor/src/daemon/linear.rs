@@ -27,8 +27,9 @@ use supervisor_triggers::{Decision, ParseError, VerifyError};
 use super::Daemon;
 use super::client::{HttpClient, REQUEST_TIMEOUT};
 use super::http::{header_str, plain, read_body};
-use super::runner::{Replier, ReplyFuture, describe_outcome};
+use super::runner::{Replier, ReplyFuture};
 use crate::run::{Outcome, RunRequest};
+use crate::wording;
 
 /// The metrics label of this source.
 const SOURCE: &str = "linear";
@@ -419,10 +420,9 @@ fn started_text(agent: &str, record: &RunRecord) -> String {
 /// it is cut.
 pub fn finished_text(agent: &str, outcome: &Outcome) -> String {
     let r = &outcome.record;
-    let mut text = format!("Agent `{agent}` {}", describe_outcome(&r.status));
+    let mut text = format!("Agent `{agent}` {}", wording::outcome(&r.status));
     if let Some(end) = r.ended_at {
-        let ms = (end - r.started_at).num_milliseconds().max(0) as u64;
-        text.push_str(&format!(" after {}", duration(ms)));
+        text.push_str(&format!(" after {}", wording::elapsed(r.started_at, end)));
     }
     text.push_str(&format!(" (run ID `{}`).", r.id));
     let tail = match &outcome.redactor {
@@ -460,21 +460,6 @@ fn fence_for(s: &str) -> String {
         longest = longest.max(run);
     }
     "`".repeat((longest + 1).max(3))
-}
-
-fn duration(ms: u64) -> String {
-    match ms {
-        0..1_000 => format!("{ms} ms"),
-        1_000..60_000 => format!("{:.1} s", ms as f64 / 1000.0),
-        _ => {
-            let s = ms / 1000;
-            if s < 3600 {
-                format!("{}m {:02}s", s / 60, s % 60)
-            } else {
-                format!("{}h {:02}m", s / 3600, (s % 3600) / 60)
-            }
-        }
-    }
 }
 
 fn short(s: &str, max: usize) -> String {
@@ -585,13 +570,5 @@ mod tests {
         assert_eq!(last_chars("abc", 3), ("abc", false));
         assert_eq!(last_chars("abcd", 3), ("bcd", true));
         assert_eq!(last_chars("ééé", 2), ("éé", true));
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(duration(12), "12 ms");
-        assert_eq!(duration(2500), "2.5 s");
-        assert_eq!(duration(125_000), "2m 05s");
-        assert_eq!(duration(3_900_000), "1h 05m");
     }
 }

@@ -10,7 +10,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use supervisor_store::{Deliveries, RunRecord, RunStatus};
+use supervisor_store::{Deliveries, RunRecord};
 use tokio::runtime::Handle;
 use tokio::sync::{Semaphore, mpsc, watch};
 
@@ -419,22 +419,5 @@ impl Runner {
             self.phase.send_replace(Phase::Stopping);
             let _ = active.wait_for(|n| *n == 0).await;
         }
-    }
-}
-
-/// The text a run's outcome reads as in replies.
-pub fn describe_outcome(status: &RunStatus) -> String {
-    match status {
-        RunStatus::Succeeded => "succeeded".into(),
-        RunStatus::Failed { code } => format!("failed (exit code {code})"),
-        RunStatus::Killed { signal } => format!("was killed by signal {signal}"),
-        RunStatus::TimedOut => "timed out".into(),
-        RunStatus::Rejected { reason } => format!("was refused: {reason}"),
-        RunStatus::Interrupted => "was interrupted by a shutdown".into(),
-        RunStatus::Lost => "was lost".into(),
-        RunStatus::Leaked { secret } => {
-            format!("was stopped: its output showed the value of {secret} (redacted)")
-        }
-        RunStatus::Running => "is running".into(),
     }
 }

@@ -37,9 +37,10 @@ use supervisor_triggers::{Decision, ReplyTarget, TriggerEvent};
 use tokio::sync::watch;
 
 use super::http::{header_str, plain, read_body};
-use super::runner::{Replier, ReplyFuture, describe_outcome};
+use super::runner::{Replier, ReplyFuture};
 use super::{Credentials, Daemon};
 use crate::run::{Outcome, RunRequest, redact_text};
+use crate::wording;
 
 /// How long a delivery is remembered. Slack retries for a few minutes
 /// (about immediately, after 1 min and after 5 min); an hour covers that
@@ -685,11 +686,10 @@ fn finished_text(outcome: &Outcome) -> String {
         "`{}` (run `{}`) {}",
         escape(&r.agent),
         escape(&r.id),
-        escape(&describe_outcome(&r.status))
+        escape(&wording::outcome(&r.status))
     );
     if let (false, Some(ended)) = (matches!(r.status, RunStatus::Rejected { .. }), r.ended_at) {
-        let ms = (ended - r.started_at).num_milliseconds().max(0) as u64;
-        text.push_str(&format!(" after {}", duration(Duration::from_millis(ms))));
+        text.push_str(&format!(" after {}", wording::elapsed(r.started_at, ended)));
     }
     text.push('.');
     let redact = |s: &str| match &outcome.redactor {
@@ -728,17 +728,6 @@ fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
-}
-
-fn duration(d: Duration) -> String {
-    let secs = d.as_secs();
-    if secs < 60 {
-        format!("{:.1} s", d.as_secs_f64())
-    } else if secs < 3600 {
-        format!("{} min {} s", secs / 60, secs % 60)
-    } else {
-        format!("{} h {} min", secs / 3600, (secs % 3600) / 60)
-    }
 }
 
 #[cfg(test)]
@@ -796,7 +785,7 @@ mod tests {
         ));
         assert_eq!(
             text,
-            "`triage` (run `0190-run`) was refused: the run queue is full (64 runs waiting)."
+            "`triage` (run `0190-run`) rejected: the run queue is full (64 runs waiting)."
         );
     }
 
@@ -834,12 +823,5 @@ mod tests {
         let multibyte = "é".repeat(5000);
         assert_eq!(last_lines(&multibyte, 10), format!("…\n{}", "é".repeat(10)));
         assert_eq!(last_lines("\n\nshort\n\n", 100), "short");
-    }
-
-    #[test]
-    fn durations_read_naturally() {
-        assert_eq!(duration(Duration::from_millis(2345)), "2.3 s");
-        assert_eq!(duration(Duration::from_secs(125)), "2 min 5 s");
-        assert_eq!(duration(Duration::from_secs(7500)), "2 h 5 min");
     }
 }

@@ -77,13 +77,8 @@ impl Outcome {
     /// The exit status `supervisor run` passes on.
     pub fn exit_code(&self) -> i32 {
         match &self.record.status {
-            RunStatus::Succeeded => 0,
-            RunStatus::Failed { code } => *code,
-            RunStatus::Killed { signal } => 128 + signal,
-            RunStatus::TimedOut => EXIT_TIMEOUT,
             RunStatus::Interrupted => 128 + libc::SIGINT,
-            RunStatus::Leaked { .. } => EXIT_LEAKED,
-            RunStatus::Rejected { .. } | RunStatus::Running | RunStatus::Lost => EXIT_REFUSED,
+            status => crate::wording::exit_code(status).unwrap_or(EXIT_REFUSED),
         }
     }
 }
@@ -499,7 +494,12 @@ impl Engine {
         // Every process of the run is gone: what is left in the pipes is read,
         // then the readers stop, even if something outside still holds them.
         over.send_replace(true);
-        record.detail["exit_status"] = json!(status.to_string());
+        // How the agent's own process ended, in numbers (the run's status
+        // says why: a timeout's SIGTERM, for one).
+        record.detail["exit"] = {
+            use std::os::unix::process::ExitStatusExt;
+            json!({ "code": status.code(), "signal": status.signal() })
+        };
         let written = writer.await.context("the run log writer failed")?;
         record.redactions = written.redactions();
         record.log_bytes = written.log_bytes;

@@ -8,7 +8,7 @@ use supervisor_config::TriggerKind;
 use supervisor_protocol::Reply;
 use supervisor_store::{RunRecord, RunStatus};
 
-use crate::control::{Caller, authz, document};
+use crate::control::{Caller, authz, run_document};
 use crate::fail::Failure;
 #[cfg(doc)]
 use crate::run::Outcome;
@@ -52,7 +52,7 @@ pub fn ended(record: &RunRecord, exit_code: i32, signal: Option<i32>) -> Result<
         _ => exit_code,
     };
     Ok(Reply::RunEnded {
-        run: document(record)?,
+        run: run_document(record)?,
         exit_code: exit_code.clamp(0, 255),
     })
 }
