@@ -758,14 +758,15 @@ fn healthz_metrics_body_limit_and_slow_clients() {
         metrics
             .header("content-type")
             .unwrap()
-            .starts_with("text/plain")
+            .starts_with("application/openmetrics-text; version=1.0.0")
     );
     let text = metrics.text();
+    assert!(text.ends_with("# EOF\n"), "{text}");
     let mut samples = Vec::new();
     for line in text.lines() {
         if line.starts_with('#') {
             assert!(
-                line.starts_with("# HELP ") || line.starts_with("# TYPE "),
+                line.starts_with("# HELP ") || line.starts_with("# TYPE ") || line == "# EOF",
                 "{line}"
             );
             continue;

@@ -137,7 +137,7 @@ impl Runner {
     }
 
     pub fn running(&self) -> u64 {
-        self.metrics.running.load(Ordering::Relaxed)
+        self.metrics.running.get().max(0) as u64
     }
 
     pub fn waiting(&self) -> usize {
@@ -213,9 +213,7 @@ impl Runner {
         if let Some(busy) = refusal {
             return Err(Box::new((busy, req, replier)));
         }
-        self.metrics
-            .queued
-            .store(self.waiting() as u64, Ordering::Relaxed);
+        self.metrics.queued.set(self.waiting() as i64);
         self.active.send_modify(|n| *n += 1);
         let me = self.clone();
         self.runtime.spawn(async move {
@@ -314,9 +312,7 @@ impl Runner {
             p = permits => p.ok_or_else(|| Busy::ShuttingDown.to_string()),
         };
         self.waiting.fetch_sub(1, Ordering::SeqCst);
-        self.metrics
-            .queued
-            .store(self.waiting() as u64, Ordering::Relaxed);
+        self.metrics.queued.set(self.waiting() as i64);
         let _permits = match permits {
             Ok(p) => p,
             Err(reason) => {
@@ -325,7 +321,7 @@ impl Runner {
             }
         };
 
-        self.metrics.running.fetch_add(1, Ordering::Relaxed);
+        self.metrics.running.inc();
         self.metrics.run_started(&req.agent, req.kind.as_str());
         let mut phase = self.phase.subscribe();
         let stop_requested = async move {
@@ -354,16 +350,14 @@ impl Runner {
             // Refused inside the engine (no `on_start`): recorded all the same.
             self.finish_delivery(req.delivery.as_deref());
         }
-        self.metrics.running.fetch_sub(1, Ordering::Relaxed);
+        self.metrics.running.dec();
         match result {
             Ok(outcome) => {
                 let r = &outcome.record;
                 tracing::info!(run = %r.id, agent = %r.agent, trigger = %r.trigger, outcome = r.status.label(), "run finished");
                 self.metrics
                     .run_finished(&r.agent, &r.trigger, r.status.label());
-                self.metrics
-                    .redactions
-                    .fetch_add(r.redactions, Ordering::Relaxed);
+                self.metrics.redacted(r.redactions);
                 for leak in r.detail["leaks"].as_array().into_iter().flatten() {
                     if let Some(secret) = leak["name"].as_str() {
                         self.metrics.leak(&r.agent, secret);
