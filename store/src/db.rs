@@ -152,7 +152,7 @@ impl Store {
     /// are missing, migrates the schema, and records the key check on first
     /// use. Idempotent: a second call with the same key changes nothing.
     pub fn init(state_dir: &Path, key: &MasterKey) -> Result<Store> {
-        create_private_dir(state_dir)?;
+        ensure_private_dir(state_dir)?;
         let path = state_dir.join(DB_FILE);
         if !path.exists() {
             OpenOptions::new()
@@ -396,8 +396,9 @@ pub(crate) fn write_tx<T>(
     out
 }
 
-/// Creates `dir` (and parents) with mode 0700, and tightens an existing one.
-pub fn create_private_dir(dir: &Path) -> Result<()> {
+/// Makes sure `dir` exists and is private: creates it (and parents) with
+/// mode 0700, or tightens an existing one to 0700.
+pub fn ensure_private_dir(dir: &Path) -> Result<()> {
     DirBuilder::new()
         .recursive(true)
         .mode(0o700)

@@ -36,7 +36,7 @@ mod secrets;
 mod time;
 
 pub use audit::AuditEntry;
-pub use db::{Store, create_private_dir};
+pub use db::{Store, ensure_private_dir};
 pub use dedupe::{Deliveries, Pending};
 pub use error::StoreError;
 pub use evidence::AuditVerdict;

@@ -54,7 +54,9 @@ use std::str::FromStr;
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 #[cfg(doc)]
 use supervisor_config::Config;
-use supervisor_config::{Fault, Schedule, ScheduleCheck};
+use supervisor_config::{Fault, Schedule, ScheduleCheck, TriggerKind};
+
+use crate::TriggerEvent;
 
 use fields::{Field, Values};
 pub use zone::{Zone, ZoneOffset};
@@ -267,6 +269,26 @@ impl CronSchedule {
             out.push(next);
         }
         out
+    }
+}
+
+/// The run a schedule asks for when it fires at `fired_at`: nobody behind
+/// it (team secrets only), the schedule's prompt, and the firing in the run
+/// context's `source.cron`.
+pub fn event(schedule: &Schedule, cron: &CronSchedule, fired_at: &DateTime<Zone>) -> TriggerEvent {
+    TriggerEvent {
+        kind: TriggerKind::Cron,
+        agent: schedule.agent.clone(),
+        initiator: None,
+        prompt: schedule.prompt.clone(),
+        source: serde_json::json!({ "cron": {
+            "schedule": schedule.name,
+            "expression": cron.expression(),
+            "timezone": cron.timezone().name(),
+            "fired_at": fired_at.to_rfc3339(),
+        } }),
+        reply_to: None,
+        delivery: None,
     }
 }
 

@@ -21,7 +21,8 @@ pub mod webhook;
 pub use error::{ParseError, VerifyError};
 pub use supervisor_config::TriggerKind;
 
-/// A request for one run of one agent.
+/// A request for one run of one agent: what every source produces and
+/// the run path takes, from the trigger to the runner.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TriggerEvent {
     pub kind: TriggerKind,
@@ -35,6 +36,34 @@ pub struct TriggerEvent {
     pub source: serde_json::Value,
     /// Where replies about the run go, if anywhere.
     pub reply_to: Option<ReplyTarget>,
+    /// The webhook delivery this run answers (`<source>:<key>`), recorded in
+    /// the run's `detail.delivery`, so that a restarted daemon knows it ran.
+    pub delivery: Option<String>,
+}
+
+impl TriggerEvent {
+    /// A run a member starts at the command line (directly, or through
+    /// the daemon's control socket): as themselves, with their Unix user
+    /// in the run context.
+    pub fn cli(agent: String, member: String, unix_user: &str, prompt: Option<String>) -> Self {
+        TriggerEvent {
+            kind: TriggerKind::Cli,
+            agent,
+            initiator: Some(member),
+            prompt,
+            source: serde_json::json!({ "cli": { "user": unix_user } }),
+            reply_to: None,
+            delivery: None,
+        }
+    }
+
+    /// The same request, answering a webhook delivery (`<source>:<key>`).
+    pub fn answering(self, delivery: String) -> Self {
+        TriggerEvent {
+            delivery: Some(delivery),
+            ..self
+        }
+    }
 }
 
 /// Where the supervisor answers about a run.

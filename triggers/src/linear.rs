@@ -420,6 +420,7 @@ fn event(w: &LinearWebhook, rule: &LinearRule, initiator: Option<String>) -> Opt
             }
         }),
         reply_to: Some(ReplyTarget::Linear { issue_id }),
+        delivery: None,
     })
 }
 

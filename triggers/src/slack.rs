@@ -235,6 +235,7 @@ pub fn route(mention: &Mention, config: &Config, email_of: Option<&str>) -> Deci
             channel: mention.channel.clone(),
             thread_ts,
         }),
+        delivery: None,
     })
 }
 

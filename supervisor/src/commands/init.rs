@@ -8,7 +8,7 @@ use crate::fail::Failure;
 
 pub fn run(ctx: &Context) -> Result<()> {
     if let Some(parent) = ctx.key_file.parent() {
-        supervisor_store::create_private_dir(parent)?;
+        supervisor_store::ensure_private_dir(parent)?;
     }
     let key = match ctx.key() {
         Ok(key) => {

@@ -19,7 +19,7 @@ use supervisor_triggers::webhook;
 
 use super::Daemon;
 use super::http::{header_str, plain, read_body};
-use crate::run::RunRequest;
+use supervisor_triggers::TriggerEvent;
 
 /// How long a request's signature is remembered: the signature window
 /// either way, with room to spare.
@@ -68,7 +68,7 @@ async fn receive(
     let keys = [format!("{name}:{}", signature.unwrap_or_default())];
     let meta = json!({ "hook": name, "timestamp": timestamp, "signature": signature });
     match d
-        .claim_delivery("webhook", &keys, DEDUPE_TTL_SECS, &meta, &body)
+        .prune_and_claim_delivery("webhook", &keys, DEDUPE_TTL_SECS, &meta, &body)
         .await
     {
         Ok(true) => {}
@@ -104,16 +104,8 @@ async fn receive(
 }
 
 /// The run a verified request asks for.
-fn request(hook: &Webhook, body: &[u8], key: &str) -> RunRequest {
-    let event = webhook::event(hook, body);
-    RunRequest {
-        agent: event.agent,
-        kind: event.kind,
-        initiator: None,
-        prompt: event.prompt,
-        source: event.source,
-        delivery: Some(format!("webhook:{key}")),
-    }
+fn request(hook: &Webhook, body: &[u8], key: &str) -> TriggerEvent {
+    webhook::event(hook, body).answering(format!("webhook:{key}"))
 }
 
 /// Takes up a delivery answered by a daemon that died before its run was

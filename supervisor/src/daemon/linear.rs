@@ -28,8 +28,9 @@ use super::Daemon;
 use super::client::{HttpClient, REQUEST_TIMEOUT};
 use super::http::{header_str, plain, read_body};
 use super::runner::{Replier, ReplyFuture};
-use crate::run::{Outcome, RunRequest};
+use crate::run::Outcome;
 use crate::wording;
+use supervisor_triggers::TriggerEvent;
 
 /// The metrics label of this source.
 const SOURCE: &str = "linear";
@@ -134,7 +135,7 @@ async fn receive(
     }
     let meta = json!({ "signature": signature });
     match d
-        .claim_delivery(SOURCE, &keys, DEDUPE_TTL_SECS, &meta, &body)
+        .prune_and_claim_delivery(SOURCE, &keys, DEDUPE_TTL_SECS, &meta, &body)
         .await
     {
         Ok(true) => {}
@@ -201,23 +202,15 @@ async fn receive(
 
 /// The run an event asks for, answered with comments on its issue.
 fn run_request(
-    event: supervisor_triggers::TriggerEvent,
+    event: TriggerEvent,
     webhook: &LinearWebhook,
     api: Api,
     delivery: String,
-) -> (RunRequest, Option<Arc<dyn Replier>>) {
+) -> (TriggerEvent, Option<Arc<dyn Replier>>) {
     let replier = issue_of(webhook).map(|issue| {
         Arc::new(LinearReplier::new(api, issue, event.agent.clone())) as Arc<dyn Replier>
     });
-    let req = RunRequest {
-        agent: event.agent,
-        kind: event.kind,
-        initiator: event.initiator,
-        prompt: event.prompt,
-        source: event.source,
-        delivery: Some(delivery),
-    };
-    (req, replier)
+    (event.answering(delivery), replier)
 }
 
 /// Takes up a delivery answered by a daemon that died before its run was
@@ -389,7 +382,7 @@ impl Replier for LinearReplier {
         // reply that quotes a run does.
         let text = finished_text(&inner.agent, outcome);
         let text = match &outcome.redactor {
-            Some(r) => crate::run::redact_text(r, &text),
+            Some(r) => r.redact_text(&text),
             None => text,
         };
         // A refused run never started, so no start comment is coming.

@@ -114,11 +114,12 @@ impl Daemon {
             .clone()
     }
 
-    /// Claims a delivery known by `keys` (on disk when this returns), with
-    /// its work (the verified body, and `meta` to check it again) kept until
-    /// its run is recorded; `false` when one of the keys was claimed within
+    /// Drops `source`'s claims older than `ttl_secs`, then claims a
+    /// delivery known by `keys` (on disk when this returns), with its work
+    /// (the verified body, and `meta` to check it again) kept until its run
+    /// is recorded; `false` when one of the keys was claimed within
     /// `ttl_secs`. Runs on a blocking thread, never on the caller's.
-    pub async fn claim_delivery(
+    pub async fn prune_and_claim_delivery(
         &self,
         source: &str,
         keys: &[String],

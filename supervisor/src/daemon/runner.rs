@@ -16,7 +16,8 @@ use tokio::sync::{Semaphore, mpsc, watch};
 
 use super::metrics::Metrics;
 use crate::run::output::Stream;
-use crate::run::{Echo, Engine, Outcome, RunRequest};
+use crate::run::{Echo, Engine, Outcome};
+use supervisor_triggers::TriggerEvent;
 
 /// A future that answers about a run somewhere (Slack, Linear). Its result
 /// is the list of failures to note on the run; a failure never affects it.
@@ -158,7 +159,7 @@ impl Runner {
     /// as a rejected run and told to the replier.
     pub fn submit(
         self: &Arc<Self>,
-        req: RunRequest,
+        req: TriggerEvent,
         replier: Option<Arc<dyn Replier>>,
     ) -> Result<(), Busy> {
         match self.offer(req, replier, None) {
@@ -175,7 +176,7 @@ impl Runner {
     /// the control socket). A refusal reaches the client through `replier`.
     pub fn submit_attached(
         self: &Arc<Self>,
-        req: RunRequest,
+        req: TriggerEvent,
         replier: Arc<dyn Replier>,
         attach: Attach,
     ) -> Result<(), Busy> {
@@ -195,10 +196,10 @@ impl Runner {
     #[allow(clippy::type_complexity)]
     pub fn offer(
         self: &Arc<Self>,
-        req: RunRequest,
+        req: TriggerEvent,
         replier: Option<Arc<dyn Replier>>,
         attach: Option<Attach>,
-    ) -> Result<(), Box<(Busy, RunRequest, Option<Arc<dyn Replier>>)>> {
+    ) -> Result<(), Box<(Busy, TriggerEvent, Option<Arc<dyn Replier>>)>> {
         let refusal = if *self.phase.borrow() != Phase::Accepting {
             Some(Busy::ShuttingDown)
         } else {
@@ -227,7 +228,7 @@ impl Runner {
     /// the caller's, which may be the HTTP listener), then tells the replier.
     fn refuse(
         self: &Arc<Self>,
-        req: &RunRequest,
+        req: &TriggerEvent,
         reason: String,
         replier: Option<Arc<dyn Replier>>,
     ) {
@@ -238,7 +239,7 @@ impl Runner {
 
     async fn record_refusal(
         &self,
-        req: RunRequest,
+        req: TriggerEvent,
         reason: String,
         replier: Option<Arc<dyn Replier>>,
     ) {
@@ -269,7 +270,7 @@ impl Runner {
 
     async fn run(
         self: &Arc<Self>,
-        req: RunRequest,
+        req: TriggerEvent,
         replier: Option<Arc<dyn Replier>>,
         attach: Option<Attach>,
     ) {

@@ -8,14 +8,13 @@
 
 use std::sync::Arc;
 
-use serde_json::json;
-use supervisor_config::{Overlap, Schedule, TriggerKind};
+use supervisor_config::{Overlap, Schedule};
 use supervisor_triggers::CronSchedule;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::runner::Runner;
-use crate::run::RunRequest;
+use supervisor_triggers::TriggerEvent;
 
 /// The running schedule tasks; dropping it stops them.
 pub struct Scheduler {
@@ -70,14 +69,7 @@ async fn fire(schedule: Schedule, cron: CronSchedule, runner: Arc<Runner>) {
         runner.metrics.schedule_lateness(late);
         after = next_utc;
 
-        let req = RunRequest {
-            agent: schedule.agent.clone(),
-            kind: TriggerKind::Cron,
-            initiator: None,
-            prompt: schedule.prompt.clone(),
-            source: json!({ "cron": { "schedule": schedule.name, "expression": cron.expression(), "timezone": cron.timezone().name(), "fired_at": next.to_rfc3339() } }),
-            delivery: None,
-        };
+        let req = supervisor_triggers::cron::event(&schedule, &cron, &next);
         match schedule.overlap {
             Overlap::Allow => {
                 let _ = runner.submit(req, None);
@@ -103,7 +95,7 @@ async fn fire(schedule: Schedule, cron: CronSchedule, runner: Arc<Runner>) {
 /// Submits a run that keeps `permit` until it ends.
 fn submit_holding(
     runner: &Arc<Runner>,
-    req: RunRequest,
+    req: TriggerEvent,
     permit: tokio::sync::OwnedSemaphorePermit,
 ) {
     let replier: Arc<dyn super::runner::Replier> =

@@ -10,7 +10,8 @@ use supervisor_protocol::{Reply, ScopeFor};
 
 use crate::control::{Caller, authz, document};
 use crate::fail::Failure;
-use crate::run::{Engine, RunRequest};
+use crate::run::Engine;
+use supervisor_triggers::TriggerEvent;
 
 /// For any trigger, as the caller by default, or as another member (their
 /// own name, or any member for admins), or as nobody.
@@ -52,12 +53,13 @@ fn plan(
     kind: TriggerKind,
     initiator: Option<String>,
 ) -> Result<Reply> {
-    let req = RunRequest {
+    let req = TriggerEvent {
         agent,
         kind,
         initiator: initiator.clone(),
         prompt: None,
         source: json!({}),
+        reply_to: None,
         delivery: None,
     };
     let (_, decision) = engine.plan(&req)?;

@@ -374,7 +374,7 @@ async fn reap_group_kills_what_the_leader_left_behind() {
     assert!(child.wait().await.unwrap().success());
     assert_eq!(group_members(pgid).len(), 1, "the orphaned sleep");
 
-    reap_group(pgid);
+    kill_group_remains(pgid);
     assert!(eventually(|| group_members(pgid).is_empty()).await);
     // The group is gone now: signalling it again is not an error.
     signal_group(pgid, Signal::SIGKILL).unwrap();
