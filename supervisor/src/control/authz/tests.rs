@@ -130,12 +130,47 @@ fn the_rules_as_the_readme_states_them() {
         let e = r.unwrap_err().to_string();
         assert_eq!(e, "uid 1009 (user `u9`) is not a member of team `acme`");
     }
-    let hint = nobody.not_a_member(&c).hint.unwrap();
+    let hint = nobody.not_a_member(&c, false).hint.unwrap();
     assert!(
         hint.contains("[[members]]\n  name = \"u9\"\n  unix_user = \"u9\"\n"),
         "{hint}"
     );
     assert!(hint.contains("/etc/supervisor/supervisor.toml"), "{hint}");
+    // On the socket the request is not known yet: the admin who adds them
+    // is told what `admin = true` is for.
+    assert!(
+        hint.contains("  admin = true   # only for one who manages team secrets"),
+        "{hint}"
+    );
+
+    // In this process the request is known: the entry says `admin = true`
+    // exactly when the request needs it.
+    let local = Caller {
+        via_socket: false,
+        ..nobody.clone()
+    };
+    let hint_for = |r: Result<()>| {
+        let e = r.unwrap_err();
+        e.downcast_ref::<crate::fail::Failure>()
+            .and_then(|f| f.hint.clone())
+            .unwrap_or_default()
+    };
+    for (r, admin) in [
+        (secret_scope(&local, &c, &team_t).map(|_| ()), true),
+        (
+            secret_scope(&local, &c, &personal(Some("m0"))).map(|_| ()),
+            true,
+        ),
+        (audit(&local, &c), true),
+        (secret_list(&local, &c, true).map(|_| ()), true),
+        (secret_scope(&local, &c, &personal(None)).map(|_| ()), false),
+        (secret_list(&local, &c, false).map(|_| ()), false),
+        (start_run(&local, &c).map(|_| ()), false),
+    ] {
+        let hint = hint_for(r);
+        assert!(hint.contains("unix_user = \"u9\""), "{hint}");
+        assert_eq!(hint.contains("admin = true"), admin, "{hint}");
+    }
 }
 
 #[test]

@@ -366,7 +366,7 @@ async fn terminate_after_the_leader_exited_still_clears_the_group() {
 }
 
 #[tokio::test]
-async fn reap_group_kills_what_the_leader_left_behind() {
+async fn kill_group_remains_kills_what_the_leader_left_behind() {
     let cmd = argv(&["/bin/sh", "-c", "sleep 100 &"]);
     let env = path_env();
     let mut child = spawn(&spec(&cmd, &env)).unwrap();
