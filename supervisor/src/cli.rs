@@ -36,37 +36,21 @@ pub struct Cli {
 
 /// Flags that every command takes, before or after the command's name.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct Global {
     /// The config file [default: ./supervisor.toml]
-    #[arg(
-        long,
-        global = true,
-        env = "SUPERVISOR_CONFIG",
-        value_name = "FILE",
-        help_heading = "Global options"
-    )]
+    #[arg(long, global = true, env = "SUPERVISOR_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// The state directory (store, key, run logs); overrides the config's `state_dir`
-    #[arg(
-        long,
-        global = true,
-        value_name = "DIR",
-        help_heading = "Global options"
-    )]
+    #[arg(long, global = true, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
     /// Send commands to the daemon on this control socket (instead of the
     /// config's `[server] control_socket`)
-    #[arg(
-        long,
-        global = true,
-        env = "SUPERVISOR_SOCKET",
-        value_name = "PATH",
-        help_heading = "Global options"
-    )]
+    #[arg(long, global = true, env = "SUPERVISOR_SOCKET", value_name = "PATH")]
     pub socket: Option<PathBuf>,
     /// Local mode: open the key and the store from this process, even when a
     /// control socket is configured (needs read access to the key)
-    #[arg(long, global = true, help_heading = "Global options")]
+    #[arg(long, global = true)]
     pub local: bool,
 }
 

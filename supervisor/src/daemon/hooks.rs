@@ -126,16 +126,15 @@ pub(super) fn resume(
     ) else {
         return Err(format!("webhook `{name}` is no longer configured"));
     };
-    let timestamp = meta["timestamp"].as_str();
-    let signed_at = timestamp.and_then(|t| t.parse().ok()).unwrap_or(0);
-    webhook::verify(
-        secret.expose_secret().as_bytes(),
-        timestamp,
-        meta["signature"].as_str(),
-        body,
-        signed_at,
-    )
-    .map_err(|e| format!("it no longer verifies: {e}"))?;
+    super::resume::verify_again(meta, |timestamp, signature, signed_at| {
+        webhook::verify(
+            secret.expose_secret().as_bytes(),
+            timestamp,
+            signature,
+            body,
+            signed_at,
+        )
+    })?;
     let _ = d.runner.submit(request(hook, body, key), None);
     Ok(())
 }

@@ -3,7 +3,6 @@
 //! format and its escaping. Labels are names (agents, triggers, secrets,
 //! results), never values.
 
-use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -16,50 +15,32 @@ pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; cha
 /// Schedule lateness buckets, in seconds.
 const LATENESS_BUCKETS: [f64; 8] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0];
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct RunLabels {
-    agent: String,
-    trigger: String,
-}
+/// A series' labels: names and their values, in order.
+type Labels<const N: usize> = [(&'static str, String); N];
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct FinishedLabels {
-    agent: String,
-    trigger: String,
-    outcome: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct WebhookLabels {
-    source: String,
-    result: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ControlLabels {
-    request: String,
-    result: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct LeakLabels {
-    agent: String,
-    secret: String,
-}
+/// Counters by label values, counted up one at a time.
+type Counters<const N: usize> = Family<Labels<N>, Counter>;
 
 pub struct Metrics {
     registry: Registry,
-    started: Family<RunLabels, Counter>,
-    finished: Family<FinishedLabels, Counter>,
-    webhooks: Family<WebhookLabels, Counter>,
-    control: Family<ControlLabels, Counter>,
-    leaks: Family<LeakLabels, Counter>,
+    started: Counters<2>,
+    finished: Counters<3>,
+    webhooks: Counters<2>,
+    control: Counters<2>,
+    leaks: Counters<2>,
     /// Agents running now.
     pub running: Gauge,
     /// Runs waiting for a free slot.
     pub queued: Gauge,
     redactions: Counter,
     lateness: Histogram,
+}
+
+/// Counts one more of the series with these label values.
+fn bump<const N: usize>(family: &Counters<N>, labels: [(&'static str, &str); N]) {
+    family
+        .get_or_create(&labels.map(|(name, value)| (name, value.to_owned())))
+        .inc();
 }
 
 impl Default for Metrics {
@@ -129,54 +110,31 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn run_started(&self, agent: &str, trigger: &str) {
-        self.started
-            .get_or_create(&RunLabels {
-                agent: agent.to_owned(),
-                trigger: trigger.to_owned(),
-            })
-            .inc();
+        bump(&self.started, [("agent", agent), ("trigger", trigger)]);
     }
 
     pub fn run_finished(&self, agent: &str, trigger: &str, outcome: &str) {
-        self.finished
-            .get_or_create(&FinishedLabels {
-                agent: agent.to_owned(),
-                trigger: trigger.to_owned(),
-                outcome: outcome.to_owned(),
-            })
-            .inc();
+        bump(
+            &self.finished,
+            [("agent", agent), ("trigger", trigger), ("outcome", outcome)],
+        );
     }
 
     /// One webhook request and what became of it (accepted, bad_signature,
     /// stale, duplicate, malformed, ...).
     pub fn webhook(&self, source: &str, result: &str) {
-        self.webhooks
-            .get_or_create(&WebhookLabels {
-                source: source.to_owned(),
-                result: result.to_owned(),
-            })
-            .inc();
+        bump(&self.webhooks, [("source", source), ("result", result)]);
     }
 
     /// One request on the control socket and how it ended (`ok`, or the
     /// error's kind: `denied`, `not_a_member`, `agent`, `malformed`, ...).
     pub fn control(&self, request: &str, result: &str) {
-        self.control
-            .get_or_create(&ControlLabels {
-                request: request.to_owned(),
-                result: result.to_owned(),
-            })
-            .inc();
+        bump(&self.control, [("request", request), ("result", result)]);
     }
 
     /// A run of `agent` whose output showed the value of `secret`.
     pub fn leak(&self, agent: &str, secret: &str) {
-        self.leaks
-            .get_or_create(&LeakLabels {
-                agent: agent.to_owned(),
-                secret: secret.to_owned(),
-            })
-            .inc();
+        bump(&self.leaks, [("agent", agent), ("secret", secret)]);
     }
 
     /// Values replaced in the output of a run that ended.

@@ -6,6 +6,8 @@
 
 use std::sync::Arc;
 
+use supervisor_triggers::VerifyError;
+
 use super::Daemon;
 
 /// Takes up every pending delivery.
@@ -62,4 +64,18 @@ pub async fn pending(d: &Arc<Daemon>) {
             }
         }
     }
+}
+
+/// Checks a claimed delivery's timestamped signature again, as it was
+/// signed: its age aside, since the signing time stands in for now. `check`
+/// is the source's own verification, given the timestamp and signature
+/// the claim kept (`meta`) and that time.
+pub(super) fn verify_again(
+    meta: &serde_json::Value,
+    check: impl FnOnce(Option<&str>, Option<&str>, i64) -> Result<(), VerifyError>,
+) -> Result<(), String> {
+    let timestamp = meta["timestamp"].as_str();
+    let signed_at = timestamp.and_then(|t| t.parse().ok()).unwrap_or(0);
+    check(timestamp, meta["signature"].as_str(), signed_at)
+        .map_err(|e| format!("it no longer verifies: {e}"))
 }

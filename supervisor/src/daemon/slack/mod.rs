@@ -185,16 +185,15 @@ pub(super) fn resume(d: &Arc<Daemon>, meta: &serde_json::Value, body: &[u8]) -> 
     let Some(secret) = credentials.slack_signing_secret.as_ref() else {
         return Err("Slack is no longer configured".into());
     };
-    let timestamp = meta["timestamp"].as_str();
-    let signed_at = timestamp.and_then(|t| t.parse().ok()).unwrap_or(0);
-    slack::verify(
-        secret.expose_secret().as_bytes(),
-        timestamp,
-        meta["signature"].as_str(),
-        body,
-        signed_at,
-    )
-    .map_err(|e| format!("it no longer verifies: {e}"))?;
+    super::resume::verify_again(meta, |timestamp, signature, signed_at| {
+        slack::verify(
+            secret.expose_secret().as_bytes(),
+            timestamp,
+            signature,
+            body,
+            signed_at,
+        )
+    })?;
     let Ok(SlackRequest::AppMention(mention)) = slack::parse(body) else {
         return Err("it is not a mention".into());
     };
