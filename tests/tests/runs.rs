@@ -443,7 +443,7 @@ fn scope_answers_for_the_caller_by_default() {
     let text = team.cmd(&["scope", "dump"]);
     assert!(
         text.ok()
-            .starts_with("A `cli` run of `dump` by alice (you) would receive:\nNAME "),
+            .starts_with("A `cli` run of `dump` by you (member `alice`) would receive:\nNAME "),
         "{text}"
     );
     let text = team.cmd(&["scope", "dump", "--trigger", "cron"]);

@@ -131,8 +131,8 @@ fn show(reply: Reply, agent: &str, trigger: TriggerKind, you: bool, json: bool) 
         }));
     }
     let whose = match (&member, you) {
-        (Some(m), true) => format!("by {m} (you)"),
-        (Some(m), false) => format!("by {m}"),
+        (Some(m), true) => format!("by you (member `{m}`)"),
+        (Some(m), false) => format!("by member `{m}`"),
         (None, _) => "with nobody behind it (team secrets only)".to_owned(),
     };
     let secrets: Vec<InjectedView> = read_all(&secrets, "secret")?;

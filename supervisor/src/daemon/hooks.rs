@@ -126,15 +126,7 @@ pub(super) fn resume(
     ) else {
         return Err(format!("webhook `{name}` is no longer configured"));
     };
-    super::resume::verify_again(meta, |timestamp, signature, signed_at| {
-        webhook::verify(
-            secret.expose_secret().as_bytes(),
-            timestamp,
-            signature,
-            body,
-            signed_at,
-        )
-    })?;
+    super::resume::verify_again(webhook::verify, &secret, meta, body)?;
     let _ = d.runner.submit(request(hook, body, key), None);
     Ok(())
 }

@@ -7,7 +7,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
 
 /// What `/metrics` answers with.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -43,68 +43,73 @@ fn bump<const N: usize>(family: &Counters<N>, labels: [(&'static str, &str); N])
         .inc();
 }
 
+/// A metric registered under `name` (counters without `_total`: the
+/// format adds it), and a handle to it.
+fn registered<M: Metric + Clone>(r: &mut Registry, name: &str, help: &str, metric: M) -> M {
+    r.register(name, help, metric.clone());
+    metric
+}
+
 impl Default for Metrics {
     fn default() -> Metrics {
-        let m = Metrics {
-            registry: Registry::default(),
-            started: Family::default(),
-            finished: Family::default(),
-            webhooks: Family::default(),
-            control: Family::default(),
-            leaks: Family::default(),
-            running: Gauge::default(),
-            queued: Gauge::default(),
-            redactions: Counter::default(),
-            lateness: Histogram::new(LATENESS_BUCKETS),
-        };
         let mut r = Registry::default();
-        // Counters are registered without `_total`: the format adds it.
-        r.register(
-            "supervisor_runs_started",
-            "Runs started, by agent and trigger",
-            m.started.clone(),
-        );
-        r.register(
-            "supervisor_runs_finished",
-            "Runs finished, by agent, trigger and outcome",
-            m.finished.clone(),
-        );
-        r.register(
-            "supervisor_runs_running",
-            "Agents running now",
-            m.running.clone(),
-        );
-        r.register(
-            "supervisor_runs_queued",
-            "Runs waiting for a free slot",
-            m.queued.clone(),
-        );
-        r.register(
-            "supervisor_webhook_requests",
-            "Webhook requests, by source and result",
-            m.webhooks.clone(),
-        );
-        r.register(
-            "supervisor_control_requests",
-            "Requests on the control socket, by request and result",
-            m.control.clone(),
-        );
-        r.register(
-            "supervisor_redactions",
-            "Secret values replaced in agent output",
-            m.redactions.clone(),
-        );
-        r.register(
-            "supervisor_secret_leaks",
-            "Runs whose output showed a secret's value (redacted), by agent and secret name",
-            m.leaks.clone(),
-        );
-        r.register(
-            "supervisor_schedule_lateness_seconds",
-            "How late scheduled runs were submitted",
-            m.lateness.clone(),
-        );
-        Metrics { registry: r, ..m }
+        Metrics {
+            started: registered(
+                &mut r,
+                "supervisor_runs_started",
+                "Runs started, by agent and trigger",
+                Family::default(),
+            ),
+            finished: registered(
+                &mut r,
+                "supervisor_runs_finished",
+                "Runs finished, by agent, trigger and outcome",
+                Family::default(),
+            ),
+            running: registered(
+                &mut r,
+                "supervisor_runs_running",
+                "Agents running now",
+                Gauge::default(),
+            ),
+            queued: registered(
+                &mut r,
+                "supervisor_runs_queued",
+                "Runs waiting for a free slot",
+                Gauge::default(),
+            ),
+            webhooks: registered(
+                &mut r,
+                "supervisor_webhook_requests",
+                "Webhook requests, by source and result",
+                Family::default(),
+            ),
+            control: registered(
+                &mut r,
+                "supervisor_control_requests",
+                "Requests on the control socket, by request and result",
+                Family::default(),
+            ),
+            redactions: registered(
+                &mut r,
+                "supervisor_redactions",
+                "Secret values replaced in agent output",
+                Counter::default(),
+            ),
+            leaks: registered(
+                &mut r,
+                "supervisor_secret_leaks",
+                "Runs whose output showed a secret's value (redacted), by agent and secret name",
+                Family::default(),
+            ),
+            lateness: registered(
+                &mut r,
+                "supervisor_schedule_lateness_seconds",
+                "How late scheduled runs were submitted",
+                Histogram::new(LATENESS_BUCKETS),
+            ),
+            registry: r,
+        }
     }
 }
 

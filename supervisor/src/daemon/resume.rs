@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use secrecy::{ExposeSecret, SecretString};
 use supervisor_triggers::VerifyError;
 
 use super::Daemon;
@@ -66,16 +67,29 @@ pub async fn pending(d: &Arc<Daemon>) {
     }
 }
 
+/// A source's check of a timestamped signature: `(secret, timestamp,
+/// signature, body, now)`.
+pub(super) type Verify =
+    fn(&[u8], Option<&str>, Option<&str>, &[u8], i64) -> Result<(), VerifyError>;
+
 /// Checks a claimed delivery's timestamped signature again, as it was
-/// signed: its age aside, since the signing time stands in for now. `check`
-/// is the source's own verification, given the timestamp and signature
-/// the claim kept (`meta`) and that time.
+/// signed: its age aside, since the signing time stands in for now. The
+/// claim kept the timestamp and signature in `meta`.
 pub(super) fn verify_again(
+    verify: Verify,
+    secret: &SecretString,
     meta: &serde_json::Value,
-    check: impl FnOnce(Option<&str>, Option<&str>, i64) -> Result<(), VerifyError>,
+    body: &[u8],
 ) -> Result<(), String> {
     let timestamp = meta["timestamp"].as_str();
     let signed_at = timestamp.and_then(|t| t.parse().ok()).unwrap_or(0);
-    check(timestamp, meta["signature"].as_str(), signed_at)
-        .map_err(|e| format!("it no longer verifies: {e}"))
+    let secret = secret.expose_secret().as_bytes();
+    verify(
+        secret,
+        timestamp,
+        meta["signature"].as_str(),
+        body,
+        signed_at,
+    )
+    .map_err(|e| format!("it no longer verifies: {e}"))
 }

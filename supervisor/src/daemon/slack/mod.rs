@@ -185,15 +185,7 @@ pub(super) fn resume(d: &Arc<Daemon>, meta: &serde_json::Value, body: &[u8]) -> 
     let Some(secret) = credentials.slack_signing_secret.as_ref() else {
         return Err("Slack is no longer configured".into());
     };
-    super::resume::verify_again(meta, |timestamp, signature, signed_at| {
-        slack::verify(
-            secret.expose_secret().as_bytes(),
-            timestamp,
-            signature,
-            body,
-            signed_at,
-        )
-    })?;
+    super::resume::verify_again(slack::verify, secret, meta, body)?;
     let Ok(SlackRequest::AppMention(mention)) = slack::parse(body) else {
         return Err("it is not a mention".into());
     };
