@@ -22,15 +22,15 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use supervisor_store::{RunRecord, RunStatus};
 use supervisor_triggers::linear::{self, Data, LinearWebhook};
-use supervisor_triggers::{Decision, ParseError, VerifyError};
+use supervisor_triggers::{Decision, ParseError, TriggerEvent, VerifyError};
 
 use super::Daemon;
 use super::client::{HttpClient, REQUEST_TIMEOUT};
 use super::http::{header_str, plain, read_body};
+use super::resume::Claim;
 use super::runner::{Replier, ReplyFuture};
 use crate::run::Outcome;
 use crate::wording;
-use supervisor_triggers::TriggerEvent;
 
 /// The metrics label of this source.
 const SOURCE: &str = "linear";
@@ -67,8 +67,7 @@ async fn receive(
     body: axum::body::Body,
 ) -> Response {
     let metrics = &d.runner.metrics;
-    let config = d.config();
-    let credentials = d.credentials();
+    let (config, credentials) = d.current();
     let (Some(linear_config), Some(secret), Some(api_key)) = (
         config.linear.as_ref(),
         credentials.linear_webhook_secret.clone(),
@@ -216,14 +215,8 @@ fn run_request(
 /// Takes up a delivery answered by a daemon that died before its run was
 /// recorded: its signature checked again (its age aside), routed, queued.
 /// Linear was answered already, so a full queue records a refusal.
-pub(super) fn resume(
-    d: &Arc<Daemon>,
-    key: &str,
-    meta: &serde_json::Value,
-    body: &[u8],
-) -> Result<(), String> {
-    let config = d.config();
-    let credentials = d.credentials();
+pub(super) fn resume(d: &Arc<Daemon>, claim: &Claim) -> Result<(), String> {
+    let (config, credentials) = d.current();
     let (Some(linear_config), Some(secret), Some(api_key)) = (
         config.linear.as_ref(),
         credentials.linear_webhook_secret.as_ref(),
@@ -233,11 +226,11 @@ pub(super) fn resume(
     };
     linear::verify(
         secret.expose_secret().as_bytes(),
-        meta["signature"].as_str(),
-        body,
+        claim.meta["signature"].as_str(),
+        &claim.body,
     )
     .map_err(|e| format!("it no longer verifies: {e}"))?;
-    let webhook = linear::parse(body).map_err(|e| e.to_string())?;
+    let webhook = linear::parse(&claim.body).map_err(|e| e.to_string())?;
     let Decision::Run(event) = linear::route(&webhook, &config) else {
         return Err("it asks for no run".into());
     };
@@ -245,7 +238,7 @@ pub(super) fn resume(
         url: linear_config.api_url.clone(),
         authorization: authorization(api_key),
     };
-    let (req, replier) = run_request(event, &webhook, api, format!("{SOURCE}:{key}"));
+    let (req, replier) = run_request(event, &webhook, api, format!("{SOURCE}:{}", claim.key));
     let _ = d.runner.submit(req, replier);
     Ok(())
 }

@@ -98,20 +98,21 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    pub fn config(&self) -> Arc<Config> {
+    /// The config and the credentials as of the last (re)load, taken
+    /// together: a reload between two reads cannot mix them.
+    pub fn current(&self) -> (Arc<Config>, Arc<Credentials>) {
         self.config
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .0
             .clone()
     }
 
+    pub fn config(&self) -> Arc<Config> {
+        self.current().0
+    }
+
     pub fn credentials(&self) -> Arc<Credentials> {
-        self.config
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .1
-            .clone()
+        self.current().1
     }
 
     /// Drops `source`'s claims older than `ttl_secs`, then claims a

@@ -48,11 +48,15 @@ pub async fn pending(d: &Arc<Daemon>) {
             d.runner.finish_delivery(Some(&delivery));
             continue;
         }
-        let meta: serde_json::Value = serde_json::from_str(&p.meta).unwrap_or_default();
+        let claim = Claim {
+            meta: serde_json::from_str(&p.meta).unwrap_or_default(),
+            key: p.key,
+            body: p.body,
+        };
         let taken = match p.source.as_str() {
-            "webhook" => super::hooks::resume(d, &p.key, &meta, &p.body),
-            "linear" => super::linear::resume(d, &p.key, &meta, &p.body),
-            "slack" => super::slack::resume(d, &meta, &p.body),
+            "webhook" => super::hooks::resume(d, &claim),
+            "linear" => super::linear::resume(d, &claim),
+            "slack" => super::slack::resume(d, &claim),
             other => Err(format!("`{other}` is not a source")),
         };
         match taken {
@@ -72,24 +76,25 @@ pub async fn pending(d: &Arc<Daemon>) {
 pub(super) type Verify =
     fn(&[u8], Option<&str>, Option<&str>, &[u8], i64) -> Result<(), VerifyError>;
 
+/// A delivery taken up again: its key, what its source kept to check it
+/// again (`meta`: signature, timestamp, the hook's name) and its body.
+pub(super) struct Claim {
+    pub key: String,
+    pub meta: serde_json::Value,
+    pub body: Vec<u8>,
+}
+
 /// Checks a claimed delivery's timestamped signature again, as it was
-/// signed: its age aside, since the signing time stands in for now. The
-/// claim kept the timestamp and signature in `meta`.
+/// signed: its age aside, since the signing time stands in for now.
 pub(super) fn verify_again(
     verify: Verify,
     secret: &SecretString,
-    meta: &serde_json::Value,
-    body: &[u8],
+    claim: &Claim,
 ) -> Result<(), String> {
-    let timestamp = meta["timestamp"].as_str();
+    let timestamp = claim.meta["timestamp"].as_str();
     let signed_at = timestamp.and_then(|t| t.parse().ok()).unwrap_or(0);
+    let signature = claim.meta["signature"].as_str();
     let secret = secret.expose_secret().as_bytes();
-    verify(
-        secret,
-        timestamp,
-        meta["signature"].as_str(),
-        body,
-        signed_at,
-    )
-    .map_err(|e| format!("it no longer verifies: {e}"))
+    verify(secret, timestamp, signature, &claim.body, signed_at)
+        .map_err(|e| format!("it no longer verifies: {e}"))
 }

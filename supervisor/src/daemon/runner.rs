@@ -11,13 +11,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use supervisor_store::{Deliveries, RunRecord};
+use supervisor_triggers::TriggerEvent;
 use tokio::runtime::Handle;
 use tokio::sync::{Semaphore, mpsc, watch};
 
 use super::metrics::Metrics;
 use crate::run::output::Stream;
 use crate::run::{Echo, Engine, Outcome};
-use supervisor_triggers::TriggerEvent;
 
 /// A future that answers about a run somewhere (Slack, Linear). Its result
 /// is the list of failures to note on the run; a failure never affects it.

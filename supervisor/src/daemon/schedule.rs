@@ -9,12 +9,11 @@
 use std::sync::Arc;
 
 use supervisor_config::{Overlap, Schedule};
-use supervisor_triggers::CronSchedule;
+use supervisor_triggers::{CronSchedule, TriggerEvent};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::runner::Runner;
-use supervisor_triggers::TriggerEvent;
 
 /// The running schedule tasks; dropping it stops them.
 pub struct Scheduler {

@@ -5,13 +5,13 @@
 use anyhow::Result;
 use supervisor_protocol::Reply;
 use supervisor_store::{RunRecord, RunStatus};
+use supervisor_triggers::TriggerEvent;
 
 use crate::control::{Caller, authz, run_document};
 use crate::fail::Failure;
 use crate::run::Engine;
 #[cfg(doc)]
 use crate::run::Outcome;
-use supervisor_triggers::TriggerEvent;
 
 /// The run the caller asked for: trigger `cli`, the caller as initiator.
 pub fn request(

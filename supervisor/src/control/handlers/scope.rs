@@ -7,11 +7,11 @@ use anyhow::Result;
 use serde_json::json;
 use supervisor_config::TriggerKind;
 use supervisor_protocol::{Reply, ScopeFor};
+use supervisor_triggers::TriggerEvent;
 
 use crate::control::{Caller, authz, document};
 use crate::fail::Failure;
 use crate::run::Engine;
-use supervisor_triggers::TriggerEvent;
 
 /// For any trigger, as the caller by default, or as another member (their
 /// own name, or any member for admins), or as nobody.

@@ -30,6 +30,7 @@ use supervisor_triggers::slack::{self, Mention, SlackRequest};
 use supervisor_triggers::{Decision, ReplyTarget, TriggerEvent};
 
 use super::http::{header_str, plain, read_body};
+use super::resume::Claim;
 use super::runner::Replier;
 use super::{Credentials, Daemon};
 use reply::ThreadReplier;
@@ -59,8 +60,7 @@ async fn receive(
     body: axum::body::Body,
 ) -> Response {
     let metrics = &d.runner.metrics;
-    let config = d.config();
-    let credentials = d.credentials();
+    let (config, credentials) = d.current();
     let (Some(_), Some(secret)) = (&config.slack, &credentials.slack_signing_secret) else {
         metrics.webhook("slack", "not_configured");
         return plain(StatusCode::NOT_FOUND, "slack is not configured");
@@ -179,14 +179,13 @@ fn delivery_of(mention: &Mention) -> String {
 /// Takes up a delivery answered by a daemon that died before its run was
 /// recorded: its signature checked again (its age aside), then decided and
 /// acted on as when it arrived.
-pub(super) fn resume(d: &Arc<Daemon>, meta: &serde_json::Value, body: &[u8]) -> Result<(), String> {
-    let config = d.config();
-    let credentials = d.credentials();
+pub(super) fn resume(d: &Arc<Daemon>, claim: &Claim) -> Result<(), String> {
+    let (config, credentials) = d.current();
     let Some(secret) = credentials.slack_signing_secret.as_ref() else {
         return Err("Slack is no longer configured".into());
     };
-    super::resume::verify_again(slack::verify, secret, meta, body)?;
-    let Ok(SlackRequest::AppMention(mention)) = slack::parse(body) else {
+    super::resume::verify_again(slack::verify, secret, claim)?;
+    let Ok(SlackRequest::AppMention(mention)) = slack::parse(&claim.body) else {
         return Err("it is not a mention".into());
     };
     let state = Arc::new(SlackState::default());
