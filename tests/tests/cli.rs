@@ -95,6 +95,14 @@ agent = "quiet"
     let show = team.cmd(&["runs", "show", &id, "--json"]).json();
     assert_eq!(show["exit_code"], 0);
     assert_eq!(show["status"], "succeeded");
+    // Every field of a status is there, null when this one has none.
+    for key in ["code", "signal", "reason", "secret"] {
+        assert_eq!(
+            show.get(key),
+            Some(&serde_json::Value::Null),
+            "{key}: {show}"
+        );
+    }
     let logs = team.cmd(&["runs", "logs", &id, "--json"]).json();
     assert_eq!(logs, serde_json::json!({"id": id, "log": "to the log\n"}));
     let verify = team.cmd(&["audit", "verify", "--json"]).json();
@@ -124,4 +132,7 @@ fn config_check_json_lists_every_problem() {
     assert_eq!(problem["hint"], "did you mean `timeout`?");
     assert!(problem["line"].as_u64().unwrap() > 1, "{doc}");
     assert_eq!(problem["column"], 1);
+    // The same keys as a valid config's document, null.
+    assert_eq!(doc["agents"], serde_json::Value::Null);
+    assert!(doc.as_object().unwrap().contains_key("schedules"), "{doc}");
 }

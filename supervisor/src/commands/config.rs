@@ -41,6 +41,8 @@ pub fn check(global: &Global, json: bool) -> Result<u8> {
                 return Err(e);
             };
             let file = path.display().to_string();
+            // The summary's fields are there too, null: nothing of a config
+            // that does not read is summarised.
             print::json(&json!({
                 "path": file,
                 "valid": false,
@@ -48,6 +50,8 @@ pub fn check(global: &Global, json: bool) -> Result<u8> {
                     "file": file, "line": p.line, "column": p.column,
                     "message": p.message, "hint": p.hint,
                 })).collect::<Vec<_>>(),
+                "team": null, "state_dir": null, "socket": null, "members": null,
+                "agents": null, "containment": null, "warnings": null, "schedules": null,
             }))?;
             return Ok(1);
         }
