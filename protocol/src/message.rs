@@ -7,7 +7,8 @@
 //! into a buffer, and a copy of a secret value would outlive the frame.
 //!
 //! Records (secrets, runs, audit entries) travel as the JSON documents that
-//! `--json` prints, which the store defines; they never hold a value.
+//! `--json` prints: the store's records (a run's with its exit code added
+//! by the handler); they never hold a value.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
