@@ -65,6 +65,8 @@ pub(crate) fn read(text: &str, locator: &Locator<'_>) -> Read {
     }
     // Keys cut out for their value: (span of their table, key).
     let mut cut_keys: Vec<(Range<usize>, String)> = Vec::new();
+    // Errors met so far: one that comes back means a cut changed nothing.
+    let mut met: HashSet<(Range<usize>, String)> = HashSet::new();
     for _ in 0..=MAX_CUTS {
         let error = match RawConfig::deserialize(toml::de::Deserializer::from(doc.clone())) {
             Ok(raw) => {
@@ -75,6 +77,9 @@ pub(crate) fn read(text: &str, locator: &Locator<'_>) -> Read {
         };
         let span = error.span().unwrap_or(0..0);
         let message = error.message().trim();
+        if !met.insert((span.clone(), message.to_owned())) {
+            return read;
+        }
         let Some(path) = smallest_holding(&doc, &span) else {
             read.problems
                 .push(locator.problem(span.start, describe_other(message), None));

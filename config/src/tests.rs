@@ -927,3 +927,33 @@ agent = "a"
     assert_eq!(c.schedules[0].timezone, "Mars/Olympus");
     assert_eq!(c.schedules[1].timezone, "UTC");
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+    /// Whatever the text (here: the documented example with a stretch of
+    /// it replaced), loading ends, never panics, and either yields a config
+    /// or says where each problem is.
+    #[test]
+    fn any_text_loads_or_is_located(
+        start in 0..GOOD.len(),
+        len in 0usize..40,
+        junk in "[a-z_=\\[\\]\"'{}, .0-9\n]{0,40}",
+    ) {
+        let start = (0..=start).rev().find(|&i| GOOD.is_char_boundary(i)).unwrap_or(0);
+        let end = (start + len).min(GOOD.len());
+        let end = (end..=GOOD.len()).find(|&i| GOOD.is_char_boundary(i)).unwrap_or(GOOD.len());
+        let text = format!("{}{junk}{}", &GOOD[..start], &GOOD[end..]);
+        match parse(&text) {
+            Ok(_) => {}
+            Err(e) => {
+                let lines = text.lines().count().max(1) + 1;
+                proptest::prop_assert!(!e.problems().is_empty());
+                for p in e.problems() {
+                    proptest::prop_assert!(p.line >= 1 && p.line <= lines, "{p:?}");
+                    proptest::prop_assert!(p.column >= 1, "{p:?}");
+                }
+            }
+        }
+    }
+}
