@@ -22,17 +22,13 @@ use crate::{Result, Store, StoreError};
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AuditEntry {
     pub seq: i64,
-    #[serde(serialize_with = "rfc3339")]
+    #[serde(serialize_with = "crate::time::rfc3339")]
     pub at: DateTime<Utc>,
     pub actor: Option<String>,
     pub action: String,
     pub detail: serde_json::Value,
     pub prev_hash: String,
     pub hash: String,
-}
-
-fn rfc3339<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&format_time(*t))
 }
 
 /// Entries read at a time while the whole chain is walked.

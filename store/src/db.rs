@@ -124,7 +124,7 @@ impl Store {
     /// first use. Idempotent: a second call with the same key changes nothing.
     pub fn init_at(location: &Location, key: &MasterKey) -> Result<Store> {
         if let Location::Sqlite(dir) = location {
-            create_private_dir(dir)?;
+            ensure_private_dir(dir)?;
             Sqlite::create(dir)?;
         }
         let mut store = Store::connect(location)?;
@@ -278,8 +278,9 @@ impl Store {
     }
 }
 
-/// Creates `dir` (and parents) with mode 0700, and tightens an existing one.
-pub fn create_private_dir(dir: &Path) -> Result<()> {
+/// Makes sure `dir` exists and is private: creates it (and parents) with
+/// mode 0700, or tightens an existing one to 0700.
+pub fn ensure_private_dir(dir: &Path) -> Result<()> {
     DirBuilder::new()
         .recursive(true)
         .mode(0o700)

@@ -18,13 +18,9 @@ use crate::{Result, Store};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Leak {
     pub run: String,
-    #[serde(serialize_with = "rfc3339")]
+    #[serde(serialize_with = "crate::time::rfc3339")]
     pub at: DateTime<Utc>,
     pub runs: i64,
-}
-
-fn rfc3339<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&format_time(*t))
 }
 
 /// A secret a run received, whose value its output showed `hits` times.

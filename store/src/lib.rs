@@ -43,7 +43,7 @@ mod time;
 
 pub use audit::AuditEntry;
 pub use cluster::{Firing, Queued, Reaped};
-pub use db::{DB_FILE, Location, Store, create_private_dir, node_id};
+pub use db::{DB_FILE, Location, Store, ensure_private_dir, node_id};
 pub use dedupe::{Deliveries, Pending};
 pub use error::StoreError;
 pub use evidence::AuditVerdict;

@@ -101,24 +101,13 @@ pub struct RunRecord {
     pub member: Option<String>,
     #[serde(flatten)]
     pub status: RunStatus,
-    #[serde(serialize_with = "rfc3339")]
+    #[serde(serialize_with = "crate::time::rfc3339")]
     pub started_at: DateTime<Utc>,
-    #[serde(serialize_with = "rfc3339_opt")]
+    #[serde(serialize_with = "crate::time::rfc3339_opt")]
     pub ended_at: Option<DateTime<Utc>>,
     pub log_bytes: u64,
     pub redactions: u64,
     pub detail: serde_json::Value,
-}
-
-fn rfc3339<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&format_time(*t))
-}
-
-fn rfc3339_opt<S: serde::Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
-    match t {
-        Some(t) => s.serialize_str(&format_time(*t)),
-        None => s.serialize_none(),
-    }
 }
 
 /// Which runs to list.

@@ -72,10 +72,10 @@ pub struct SecretMeta {
     pub owner: Option<String>,
     pub description: Option<String>,
     pub version: i64,
-    #[serde(serialize_with = "rfc3339")]
+    #[serde(serialize_with = "crate::time::rfc3339")]
     pub created_at: DateTime<Utc>,
     pub created_by: String,
-    #[serde(serialize_with = "rfc3339")]
+    #[serde(serialize_with = "crate::time::rfc3339")]
     pub updated_at: DateTime<Utc>,
     pub updated_by: String,
     /// Set when a run's output showed the value (redacted); cleared when it is updated.
@@ -84,10 +84,6 @@ pub struct SecretMeta {
 
 fn scope_kind<S: serde::Serializer>(scope: &Scope, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(scope.kind())
-}
-
-fn rfc3339<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&format_time(*t))
 }
 
 /// A value opened for a run. No `Debug` of the value, no `Clone`.

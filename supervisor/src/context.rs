@@ -29,6 +29,13 @@ impl Context {
         Ok(Context::with_config(global, config))
     }
 
+    /// [`Context::load`], with every schedule's cron expression and time
+    /// zone checked too (`config check` and the daemon, which would run them).
+    pub fn load_checked(global: &Global) -> Result<Context> {
+        let config = Config::load_with(&config_path(global)?, &supervisor_triggers::CronCheck)?;
+        Ok(Context::with_config(global, config))
+    }
+
     /// The paths derived from an already loaded config.
     pub fn with_config(global: &Global, config: Config) -> Context {
         let path = config.path.clone();

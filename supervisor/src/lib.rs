@@ -23,6 +23,7 @@ pub mod scope;
 mod socket;
 pub mod spawn;
 mod when;
+mod wording;
 
 use std::process::ExitCode;
 
@@ -88,9 +89,8 @@ fn dispatch(cli: Cli) -> Result<u8> {
             commands::init::run(&Context::load(&cli.global)?)?;
             return Ok(0);
         }
-        Command::Config(ConfigCommand::Check) => {
-            commands::config::check(&Context::load(&cli.global)?)?;
-            return Ok(0);
+        Command::Config(ConfigCommand::Check { json }) => {
+            return commands::config::check(&cli.global, json);
         }
         Command::Schedules { json } => {
             commands::schedules::list(&Context::load(&cli.global)?, json)?;
@@ -120,14 +120,16 @@ fn requests(backend: &mut Backend, command: Command) -> Result<u8> {
         Command::Audit(AuditCommand::List { json, limit }) => {
             commands::audit::list(backend, json, limit)?
         }
-        Command::Audit(AuditCommand::Verify) => commands::audit::verify(backend)?,
+        Command::Audit(AuditCommand::Verify { json }) => {
+            return commands::audit::verify(backend, json);
+        }
         Command::Run(a) => return commands::run::run(backend, &a),
         Command::Scope(a) => return commands::run::scope(backend, &a),
         Command::Runs(RunsCommand::List { json, agent, limit }) => {
             commands::runs::list(backend, json, agent.as_deref(), limit)?
         }
         Command::Runs(RunsCommand::Show { id, json }) => commands::runs::show(backend, &id, json)?,
-        Command::Runs(RunsCommand::Logs { id }) => commands::runs::logs(backend, &id)?,
+        Command::Runs(RunsCommand::Logs { id, json }) => commands::runs::logs(backend, &id, json)?,
         Command::Completions { .. }
         | Command::Serve
         | Command::Init

@@ -129,11 +129,11 @@ fn notes(c: &Case) {
     s.note_run("r1", "start reply failed").unwrap();
     r.status = RunStatus::Succeeded;
     r.ended_at = Some(crate::now());
-    r.detail["exit_status"] = json!("exit status: 0");
+    r.detail["exit"] = json!({"code": 0, "signal": null});
     s.finish_run(&r).unwrap();
     let got = s.get_run("r1").unwrap();
     assert_eq!(got.detail["notes"], json!(["start reply failed"]));
-    assert_eq!(got.detail["exit_status"], "exit status: 0");
+    assert_eq!(got.detail["exit"]["code"], 0);
     assert_eq!(got.detail["injected"], r.detail["injected"]);
     s.note_run("r1", "end reply failed").unwrap();
     assert_eq!(

@@ -8,7 +8,7 @@ use crate::fail::Failure;
 
 pub fn run(ctx: &Context) -> Result<()> {
     if let Some(parent) = ctx.key_file.parent() {
-        supervisor_store::create_private_dir(parent)?;
+        supervisor_store::ensure_private_dir(parent)?;
     }
     let key = match ctx.key() {
         Ok(key) => {
@@ -45,7 +45,7 @@ pub fn run(ctx: &Context) -> Result<()> {
     };
     // The state directory holds the key (by default), run logs and homes
     // whichever database holds the store.
-    supervisor_store::create_private_dir(&ctx.state_dir)?;
+    supervisor_store::ensure_private_dir(&ctx.state_dir)?;
     let store = Store::init_at(&ctx.location()?, &key)?;
     println!("store ready at {}", store.describe());
     Ok(())

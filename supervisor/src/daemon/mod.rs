@@ -100,27 +100,29 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    pub fn config(&self) -> Arc<Config> {
+    /// The config and the credentials as of the last (re)load, taken
+    /// together: a reload between two reads cannot mix them.
+    pub fn current(&self) -> (Arc<Config>, Arc<Credentials>) {
         self.config
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .0
             .clone()
+    }
+
+    pub fn config(&self) -> Arc<Config> {
+        self.current().0
     }
 
     pub fn credentials(&self) -> Arc<Credentials> {
-        self.config
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .1
-            .clone()
+        self.current().1
     }
 
-    /// Claims a delivery known by `keys` (on disk when this returns), with
-    /// its work (the verified body, and `meta` to check it again) kept until
-    /// its run is recorded; `false` when one of the keys was claimed within
+    /// Drops `source`'s claims older than `ttl_secs`, then claims a
+    /// delivery known by `keys` (on disk when this returns), with its work
+    /// (the verified body, and `meta` to check it again) kept until its run
+    /// is recorded; `false` when one of the keys was claimed within
     /// `ttl_secs`. Runs on a blocking thread, never on the caller's.
-    pub async fn claim_delivery(
+    pub async fn prune_and_claim_delivery(
         &self,
         source: &str,
         keys: &[String],
@@ -175,7 +177,7 @@ impl Daemon {
 
 /// Runs the daemon until SIGTERM or SIGINT.
 pub fn serve(global: &Global) -> Result<()> {
-    let ctx = Context::load(global)?;
+    let ctx = Context::load_checked(global)?;
     crate::logging::init(&ctx.config.server.log);
     // Worker threads live as long as the runtime: agents spawned from them
     // keep their parent-death signal until the daemon exits.
@@ -225,7 +227,6 @@ async fn run(global: &Global, ctx: Context, host: Host) -> Result<()> {
         tracing::warn!(runs = ?lost, "runs left running by a previous supervisor are now marked lost");
     }
     let config = Arc::new(ctx.config.clone());
-    check_schedules(&config)?;
     let credentials = Arc::new(Credentials::load(&config)?);
     let engine = Engine {
         config: config.clone(),
@@ -302,8 +303,7 @@ async fn run(global: &Global, ctx: Context, host: Host) -> Result<()> {
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
-            _ = hup.recv() => match Context::load(global).and_then(|new| {
-                check_schedules(&new.config)?;
+            _ = hup.recv() => match Context::load_checked(global).and_then(|new| {
                 let host = engine.host.reloaded(&new.config, &new.state_dir, &new.key_file);
                 check_containment(&new.config, &host)?;
                 let credentials = Credentials::load(&new.config)?;
@@ -374,26 +374,6 @@ async fn reap_orphans() {
         }
         crate::reaper::reap_orphans();
     }
-}
-
-/// Refuses a config with a schedule that cannot fire, as `config check`
-/// does: started or reloaded with one, the daemon would silently never run it.
-fn check_schedules(config: &Config) -> Result<()> {
-    let broken = supervisor_triggers::validate_schedules(config);
-    if broken.is_empty() {
-        return Ok(());
-    }
-    let problems: Vec<String> = broken
-        .iter()
-        .map(|(name, e)| format!("schedule `{name}`: {e}"))
-        .collect();
-    Err(crate::fail::Failure::new(format!(
-        "{}: {}",
-        config.path.display(),
-        problems.join("; ")
-    ))
-    .hint("`supervisor schedules` shows each schedule's next firings once it parses")
-    .into())
 }
 
 /// Refuses a config with an agent that nothing would keep from the key and

@@ -11,7 +11,9 @@
 
 use std::sync::Arc;
 
+use secrecy::{ExposeSecret, SecretString};
 use supervisor_store::{Deliveries, Pending};
+use supervisor_triggers::VerifyError;
 
 use super::Daemon;
 
@@ -69,11 +71,15 @@ async fn take_up(
             d.runner.finish_delivery(Some(&delivery));
             continue;
         }
-        let meta: serde_json::Value = serde_json::from_str(&p.meta).unwrap_or_default();
+        let claim = Claim {
+            meta: serde_json::from_str(&p.meta).unwrap_or_default(),
+            key: p.key,
+            body: p.body,
+        };
         let taken = match p.source.as_str() {
-            "webhook" => super::hooks::resume(d, &p.key, &meta, &p.body),
-            "linear" => super::linear::resume(d, &p.key, &meta, &p.body),
-            "slack" => super::slack::resume(d, &meta, &p.body),
+            "webhook" => super::hooks::resume(d, &claim),
+            "linear" => super::linear::resume(d, &claim),
+            "slack" => super::slack::resume(d, &claim),
             other => Err(format!("`{other}` is not a source")),
         };
         match taken {
@@ -86,4 +92,32 @@ async fn take_up(
             }
         }
     }
+}
+
+/// A source's check of a timestamped signature: `(secret, timestamp,
+/// signature, body, now)`.
+pub(super) type Verify =
+    fn(&[u8], Option<&str>, Option<&str>, &[u8], i64) -> Result<(), VerifyError>;
+
+/// A delivery taken up again: its key, what its source kept to check it
+/// again (`meta`: signature, timestamp, the hook's name) and its body.
+pub(super) struct Claim {
+    pub key: String,
+    pub meta: serde_json::Value,
+    pub body: Vec<u8>,
+}
+
+/// Checks a claimed delivery's timestamped signature again, as it was
+/// signed: its age aside, since the signing time stands in for now.
+pub(super) fn verify_again(
+    verify: Verify,
+    secret: &SecretString,
+    claim: &Claim,
+) -> Result<(), String> {
+    let timestamp = claim.meta["timestamp"].as_str();
+    let signed_at = timestamp.and_then(|t| t.parse().ok()).unwrap_or(0);
+    let signature = claim.meta["signature"].as_str();
+    let secret = secret.expose_secret().as_bytes();
+    verify(secret, timestamp, signature, &claim.body, signed_at)
+        .map_err(|e| format!("it no longer verifies: {e}"))
 }

@@ -11,12 +11,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use supervisor_store::{RunRecord, RunStatus};
+use supervisor_triggers::TriggerEvent;
 use tokio::runtime::Handle;
 use tokio::sync::{Semaphore, mpsc, watch};
 
 use super::metrics::Metrics;
 use crate::run::output::Stream;
-use crate::run::{Echo, Engine, Outcome, RunRequest};
+use crate::run::{Echo, Engine, Outcome};
 
 /// A future that answers about a run somewhere (Slack, Linear). Its result
 /// is the list of failures to note on the run; a failure never affects it.
@@ -155,7 +156,7 @@ impl Runner {
     }
 
     pub fn running(&self) -> u64 {
-        self.metrics.running.load(Ordering::Relaxed)
+        self.metrics.running.get().max(0) as u64
     }
 
     pub fn waiting(&self) -> usize {
@@ -176,7 +177,7 @@ impl Runner {
     /// as a rejected run and told to the replier.
     pub fn submit(
         self: &Arc<Self>,
-        req: RunRequest,
+        req: TriggerEvent,
         replier: Option<Arc<dyn Replier>>,
     ) -> Result<(), Busy> {
         match self.offer(req, replier, None) {
@@ -193,7 +194,7 @@ impl Runner {
     /// the control socket). A refusal reaches the client through `replier`.
     pub fn submit_attached(
         self: &Arc<Self>,
-        req: RunRequest,
+        req: TriggerEvent,
         replier: Arc<dyn Replier>,
         attach: Attach,
     ) -> Result<(), Busy> {
@@ -213,10 +214,10 @@ impl Runner {
     #[allow(clippy::type_complexity)]
     pub fn offer(
         self: &Arc<Self>,
-        req: RunRequest,
+        req: TriggerEvent,
         replier: Option<Arc<dyn Replier>>,
         attach: Option<Attach>,
-    ) -> Result<(), Box<(Busy, RunRequest, Option<Arc<dyn Replier>>)>> {
+    ) -> Result<(), Box<(Busy, TriggerEvent, Option<Arc<dyn Replier>>)>> {
         let refusal = if *self.phase.borrow() != Phase::Accepting {
             Some(Busy::ShuttingDown)
         } else {
@@ -231,9 +232,7 @@ impl Runner {
         if let Some(busy) = refusal {
             return Err(Box::new((busy, req, replier)));
         }
-        self.metrics
-            .queued
-            .store(self.waiting() as u64, Ordering::Relaxed);
+        self.metrics.queued.set(self.waiting() as i64);
         self.active.send_modify(|n| *n += 1);
         if let Some(d) = &req.delivery {
             self.in_flight
@@ -253,7 +252,7 @@ impl Runner {
     /// the caller's, which may be the HTTP listener), then tells the replier.
     fn refuse(
         self: &Arc<Self>,
-        req: &RunRequest,
+        req: &TriggerEvent,
         reason: String,
         replier: Option<Arc<dyn Replier>>,
     ) {
@@ -264,7 +263,7 @@ impl Runner {
 
     async fn record_refusal(
         &self,
-        req: RunRequest,
+        req: TriggerEvent,
         reason: String,
         replier: Option<Arc<dyn Replier>>,
     ) {
@@ -295,7 +294,7 @@ impl Runner {
 
     async fn run(
         self: &Arc<Self>,
-        req: RunRequest,
+        req: TriggerEvent,
         replier: Option<Arc<dyn Replier>>,
         attach: Option<Attach>,
     ) {
@@ -345,9 +344,7 @@ impl Runner {
             p = permits => p.ok_or_else(|| Busy::ShuttingDown.to_string()),
         };
         self.waiting.fetch_sub(1, Ordering::SeqCst);
-        self.metrics
-            .queued
-            .store(self.waiting() as u64, Ordering::Relaxed);
+        self.metrics.queued.set(self.waiting() as i64);
         let _permits = match permits {
             Ok(p) => p,
             Err(reason) => {
@@ -356,7 +353,7 @@ impl Runner {
             }
         };
 
-        self.metrics.running.fetch_add(1, Ordering::Relaxed);
+        self.metrics.running.inc();
         self.metrics.run_started(&req.agent, req.kind.as_str());
         let mut phase = self.phase.subscribe();
         let stop_requested = async move {
@@ -385,16 +382,14 @@ impl Runner {
             // Refused inside the engine (no `on_start`): recorded all the same.
             self.finish_delivery(req.delivery.as_deref());
         }
-        self.metrics.running.fetch_sub(1, Ordering::Relaxed);
+        self.metrics.running.dec();
         match result {
             Ok(outcome) => {
                 let r = &outcome.record;
                 tracing::info!(run = %r.id, agent = %r.agent, trigger = %r.trigger, outcome = r.status.label(), "run finished");
                 self.metrics
                     .run_finished(&r.agent, &r.trigger, r.status.label());
-                self.metrics
-                    .redactions
-                    .fetch_add(r.redactions, Ordering::Relaxed);
+                self.metrics.redacted(r.redactions);
                 for leak in r.detail["leaks"].as_array().into_iter().flatten() {
                     if let Some(secret) = leak["name"].as_str() {
                         self.metrics.leak(&r.agent, secret);

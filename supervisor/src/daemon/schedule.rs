@@ -12,14 +12,12 @@
 
 use std::sync::Arc;
 
-use serde_json::json;
-use supervisor_config::{Overlap, Schedule, TriggerKind};
-use supervisor_triggers::CronSchedule;
+use supervisor_config::{Overlap, Schedule};
+use supervisor_triggers::{CronSchedule, TriggerEvent};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::runner::Runner;
-use crate::run::RunRequest;
 
 /// The running schedule tasks; dropping it stops them.
 pub struct Scheduler {
@@ -74,14 +72,7 @@ async fn fire(schedule: Schedule, cron: CronSchedule, runner: Arc<Runner>) {
         runner.metrics.schedule_lateness(late);
         after = next_utc;
 
-        let req = RunRequest {
-            agent: schedule.agent.clone(),
-            kind: TriggerKind::Cron,
-            initiator: None,
-            prompt: schedule.prompt.clone(),
-            source: json!({ "cron": { "schedule": schedule.name, "expression": cron.expression(), "timezone": cron.timezone().name(), "fired_at": next.to_rfc3339() } }),
-            delivery: None,
-        };
+        let req = supervisor_triggers::cron::event(&schedule, &cron, &next);
         if runner.engine().shared {
             shared::fire(&schedule, next_utc, req, &runner).await;
             continue;
@@ -111,7 +102,7 @@ async fn fire(schedule: Schedule, cron: CronSchedule, runner: Arc<Runner>) {
 /// Submits a run that keeps `permit` until it ends.
 fn submit_holding(
     runner: &Arc<Runner>,
-    req: RunRequest,
+    req: TriggerEvent,
     permit: tokio::sync::OwnedSemaphorePermit,
 ) {
     let replier: Arc<dyn super::runner::Replier> =
@@ -128,7 +119,8 @@ mod shared {
     use supervisor_store::{Firing, Queued};
 
     use super::super::runner::{Replier, ReplyFuture, Runner};
-    use crate::run::{Engine, Outcome, RunRequest};
+    use crate::run::{Engine, Outcome};
+    use supervisor_triggers::TriggerEvent;
 
     /// How often a queued firing asks whether the earlier run has ended.
     const QUEUE_POLL: std::time::Duration = std::time::Duration::from_millis(250);
@@ -136,7 +128,7 @@ mod shared {
     pub(super) async fn fire(
         schedule: &Schedule,
         due: DateTime<Utc>,
-        req: RunRequest,
+        req: TriggerEvent,
         runner: &Arc<Runner>,
     ) {
         let engine = runner.engine();
