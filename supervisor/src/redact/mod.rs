@@ -47,18 +47,6 @@ use stream::ToVec;
 /// ordinary output everywhere.
 pub const MIN_REDACTABLE_LEN: usize = 6;
 
-/// Names of the secrets whose values are too short to redact (as [`Redactor::too_short`]
-/// reports them, without building a redactor).
-pub fn too_short<'a>(
-    secrets: impl IntoIterator<Item = (&'a str, &'a SecretString)>,
-) -> Vec<String> {
-    secrets
-        .into_iter()
-        .filter(|(_, value)| value.expose_secret().len() < MIN_REDACTABLE_LEN)
-        .map(|(name, _)| name.to_owned())
-        .collect()
-}
-
 /// Built once per run from the injected values; shared (Arc) by the run's streams.
 pub struct Redactor {
     matcher: Option<Matcher>,

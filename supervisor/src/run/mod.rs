@@ -202,22 +202,15 @@ impl Engine {
             }
             Err(e) => return Err(e.into()),
         };
-        // The redactor is built on another thread while the run is recorded
-        // (a synced write) and its home made; nothing is shown before it is
-        // there.
-        let secrets = Arc::new(secrets);
-        let building = {
-            let secrets = secrets.clone();
-            tokio::task::spawn_blocking(move || {
-                crate::redact::shared(secrets.iter().map(|s| (s.name.as_str(), &s.value)))
-            })
-        };
+        let redactor = crate::redact::shared(secrets.iter().map(|s| (s.name.as_str(), &s.value)));
         let mut record = record;
         let id = record.id.clone();
         record.detail = json!({
             "injected": injection.secrets,
             "missing": injection.missing,
-            "not_redacted": crate::redact::too_short(secrets.iter().map(|s| (s.name.as_str(), &s.value))),
+            "not_redacted": redactor.too_short(),
+            // Redacted whole, then cut: a cut first could leave the start of a value.
+            "prompt": req.prompt.as_deref().map(|p| truncate(&redactor.redact_text(p), PROMPT_KEPT)),
         });
         if let Some(d) = &req.delivery {
             record.detail["delivery"] = json!(d);
@@ -238,13 +231,6 @@ impl Engine {
         // From here on the run is recorded as running: every failure is
         // recorded as its outcome, never left behind.
         let home = RunHome::create(&self.state_dir, &id, contain.run_as.as_ref());
-        let redactor = building.await.context("building the redactor")?;
-        // Redacted whole, then cut: a cut first could leave the start of a value.
-        record.detail["prompt"] = json!(
-            req.prompt
-                .as_deref()
-                .map(|p| truncate(&redactor.redact_text(p), PROMPT_KEPT))
-        );
         let result = match home {
             Ok(home) => {
                 let result = match sandbox::prepare(
