@@ -9,7 +9,7 @@
 //! zeroized when dropped.
 
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::STANDARD_NO_PAD;
 use zeroize::Zeroizing;
 
 use super::MIN_REDACTABLE_LEN;
@@ -118,22 +118,34 @@ pub fn base64_forms(value: &[u8]) -> Vec<Form> {
         _ => return Vec::new(),
     };
     let mut forms = Vec::with_capacity(6);
+    // Sized for the longest alignment, so neither buffer ever reallocates.
+    let mut shifted = Zeroizing::new(Vec::with_capacity(2 + value.len()));
+    let mut encoded = Zeroizing::new(vec![
+        0;
+        base64::encoded_len(2 + value.len(), false)
+            .expect("secret size fits usize")
+    ]);
     for align in 0..3 {
-        let mut shifted = Zeroizing::new(vec![0; align + value.len()]);
-        shifted[align..].copy_from_slice(value);
+        shifted.clear();
+        shifted.resize(align, 0);
+        shifted.extend_from_slice(value);
         let first = (8 * align).div_ceil(6);
         let end = 8 * shifted.len() / 6;
+        let len = STANDARD_NO_PAD
+            .encode_slice(&*shifted, &mut encoded[..])
+            .expect("buffer sized by encoded_len");
         for url in [false, true] {
-            let engine = if url {
-                &URL_SAFE_NO_PAD
-            } else {
-                &STANDARD_NO_PAD
-            };
-            let len = base64::encoded_len(shifted.len(), false).expect("secret size fits usize");
-            let mut encoded = Zeroizing::new(vec![0; len]);
-            engine
-                .encode_slice(&*shifted, &mut encoded[..])
-                .expect("buffer sized by encoded_len");
+            let mut needle = Zeroizing::new(encoded[first..end.min(len)].to_vec());
+            if url {
+                // The two alphabets differ in their last two characters only.
+                for c in needle.iter_mut() {
+                    *c = match *c {
+                        b'+' => b'-',
+                        b'/' => b'_',
+                        c => c,
+                    };
+                }
+            }
             // The character before: 2 (align 1) or 4 (align 2) bits of the preceding byte
             // above the first 4 or 2 bits of the value.
             let lead = match align {
@@ -155,7 +167,7 @@ pub fn base64_forms(value: &[u8]) -> Vec<Form> {
                 _ => (0, 0),
             };
             forms.push(Form {
-                bytes: Zeroizing::new(encoded[first..end].to_vec()),
+                bytes: needle,
                 ext: Ext { lead, trail, pad },
             });
         }
