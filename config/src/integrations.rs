@@ -11,7 +11,8 @@ use std::collections::HashSet;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::load::{Agent, SecretRef, TriggerKind, Validator};
+use crate::agents::Agent;
+use crate::load::{SecretRef, TriggerKind, Validator};
 use crate::names::validate_member_name;
 use crate::raw::{RawLinear, RawLinearRule, RawSlack, RawWebhook};
 
@@ -266,19 +267,37 @@ impl Validator<'_> {
         out
     }
 
-    /// Reports an agent name that is undefined or does not take `kind`.
-    fn agent_ref(&mut self, agents: &[Agent], name: &Spanned<String>, kind: TriggerKind) {
+    /// Reports an agent name that is undefined or does not take `kind`
+    /// (an agent already reported for a part that did not read is not
+    /// checked: what it would have said is unknown).
+    pub(crate) fn agent_ref(
+        &mut self,
+        agents: &[Agent],
+        name: &Spanned<String>,
+        kind: TriggerKind,
+    ) {
+        if self.damaged_agents.contains(name.get_ref()) {
+            return;
+        }
         match agents.iter().find(|a| &a.name == name.get_ref()) {
             None => self.report(
                 name,
                 format!("no agent named `{}`", name.get_ref()),
                 Some("define it under [[agents]] or correct the name"),
             ),
-            Some(a) if !a.allows(kind) => self.report(
-                name,
-                format!("agent `{}` does not take `{kind}` triggers", a.name),
-                Some(&format!("add \"{kind}\" to the agent's `triggers`")),
-            ),
+            Some(a) if !a.allows(kind) => {
+                let mut triggers: Vec<String> =
+                    a.triggers.iter().map(|t| format!("\"{t}\"")).collect();
+                triggers.push(format!("\"{kind}\""));
+                self.report(
+                    name,
+                    format!("agent `{}` does not take `{kind}` triggers", a.name),
+                    Some(&format!(
+                        "add \"{kind}\" to the agent's triggers: triggers = [{}]",
+                        triggers.join(", ")
+                    )),
+                )
+            }
             Some(_) => {}
         }
     }

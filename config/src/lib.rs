@@ -8,6 +8,8 @@
 
 #![forbid(unsafe_code)]
 
+mod agents;
+mod document;
 mod error;
 mod integrations;
 mod load;
@@ -16,17 +18,19 @@ mod raw;
 mod sandbox;
 mod schedules;
 mod server;
+mod spelling;
+mod store;
 mod units;
 
+pub use agents::{
+    Agent, DEFAULT_AGENT_PATH, DEFAULT_KILL_GRACE, DEFAULT_LOG_LIMIT, DEFAULT_TIMEOUT, OnLeak,
+};
 pub use error::{ConfigError, Problem};
 pub use integrations::{
     DEFAULT_LINEAR_API_URL, DEFAULT_SLACK_API_BASE, LinearConfig, LinearOn, LinearRule,
     SlackConfig, SlackRoute, UnknownUsers, Webhook,
 };
-pub use load::{
-    Agent, Config, DEFAULT_AGENT_PATH, DEFAULT_KILL_GRACE, DEFAULT_LOG_LIMIT, DEFAULT_TIMEOUT,
-    Member, OnLeak, SecretRef, Team, TriggerKind,
-};
+pub use load::{Config, Fault, IdSource, Member, ScheduleCheck, SecretRef, Team, TriggerKind};
 pub use names::{NameError, SecretName, is_reserved_env_name, validate_member_name};
 pub use sandbox::{AgentPolicy, CgroupSetting, Limits, Sandbox};
 pub use schedules::{DEFAULT_TIMEZONE, Overlap, Schedule};
@@ -34,6 +38,8 @@ pub use server::{
     DEFAULT_BODY_LIMIT, DEFAULT_LISTEN, DEFAULT_LOG, DEFAULT_MAX_CONCURRENT_RUNS,
     DEFAULT_QUEUE_LIMIT, DEFAULT_SHUTDOWN_GRACE, MAX_SOCKET_PATH, Server,
 };
+pub use spelling::near_miss;
+pub use store::{DEFAULT_LEASE, StoreConfig};
 pub use units::{parse_duration, parse_size};
 
 #[cfg(test)]

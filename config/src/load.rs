@@ -1,29 +1,23 @@
 //! The validated model and the checks that turn a [`RawConfig`] into it.
+//! Problems of the TOML layer (see `document`) and of the meaning of the
+//! values are collected together and reported sorted by place.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
+use crate::agents::Agent;
 use crate::error::{ConfigError, Locator, Problem};
 use crate::integrations::{LinearConfig, SlackConfig, Webhook};
-use crate::names::{SecretName, validate_env_syntax, validate_member_name};
-use crate::raw::{RawAgent, RawConfig, RawMember};
-use crate::sandbox::{AgentPolicy, Sandbox};
+use crate::names::validate_member_name;
+use crate::raw::{RawConfig, RawMember};
+use crate::sandbox::Sandbox;
 use crate::schedules::Schedule;
 use crate::server::Server;
 use crate::units::{parse_duration, parse_size};
-
-/// An agent's timeout when the config names none.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3600);
-/// Time between SIGTERM and SIGKILL when a run is stopped.
-pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(10);
-/// Largest run log kept per run before it is cut.
-pub const DEFAULT_LOG_LIMIT: u64 = 10 * 1024 * 1024;
-/// `PATH` of an agent whose `env` sets none.
-pub const DEFAULT_AGENT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
 /// What asked for a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Serialize)]
@@ -103,57 +97,6 @@ pub struct Member {
     pub admin: bool,
 }
 
-/// A configured program that runs can start.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Agent {
-    pub name: String,
-    pub description: Option<String>,
-    pub command: Vec<String>,
-    pub working_dir: Option<PathBuf>,
-    pub timeout: Duration,
-    pub kill_grace: Duration,
-    pub triggers: Vec<TriggerKind>,
-    /// The allow-list: `None` means every secret in scope.
-    pub secrets: Option<Vec<SecretName>>,
-    pub required_secrets: Vec<SecretName>,
-    /// Base environment (always holds `PATH`).
-    pub env: BTreeMap<String, String>,
-    pub user: Option<String>,
-    pub group: Option<String>,
-    pub max_concurrent: Option<u32>,
-    pub log_limit: u64,
-    /// What it may read and write, its network, its limits.
-    pub policy: AgentPolicy,
-    pub on_leak: OnLeak,
-}
-
-/// What happens to a run whose output showed the value of a secret it received (the value
-/// itself is redacted either way).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OnLeak {
-    /// The run goes on; the secret is marked as leaked.
-    #[default]
-    Flag,
-    /// The secret is marked, and the run is stopped.
-    Fail,
-}
-
-impl OnLeak {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OnLeak::Flag => "flag",
-            OnLeak::Fail => "fail",
-        }
-    }
-}
-
-impl Agent {
-    pub fn allows(&self, trigger: TriggerKind) -> bool {
-        self.triggers.contains(&trigger)
-    }
-}
-
 /// A validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -178,54 +121,95 @@ pub struct Config {
     pub webhooks: Vec<Webhook>,
     /// `[sandbox]`: containment settings shared by every agent.
     pub sandbox: Sandbox,
+    /// `[store]`: SQLite in the state directory, or a shared PostgreSQL.
+    pub store: crate::store::StoreConfig,
+}
+
+/// Checks the config crate cannot make itself: a schedule's cron
+/// expression and time zone need a cron parser and a time zone database
+/// (the triggers crate has both). Each says why the text cannot be used.
+pub trait ScheduleCheck {
+    fn cron(&self, expression: &str) -> Result<(), Fault>;
+    fn timezone(&self, name: &str) -> Result<(), Fault>;
+}
+
+/// Why a value cannot be used, and how to write it instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fault {
+    pub message: String,
+    pub hint: Option<String>,
 }
 
 impl Config {
-    /// Reads and validates a config file.
+    /// Reads and validates a config file (schedule expressions and time
+    /// zones stay unchecked: see [`Config::load_with`]).
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Config::load_checked(path, None)
+    }
+
+    /// Reads and validates a config file, schedules included.
+    pub fn load_with(path: &Path, schedules: &dyn ScheduleCheck) -> Result<Config, ConfigError> {
+        Config::load_checked(path, Some(schedules))
+    }
+
+    fn load_checked(
+        path: &Path,
+        schedules: Option<&dyn ScheduleCheck>,
+    ) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             source,
         })?;
-        Config::parse(&text, path)
+        Config::parse_checked(&text, path, schedules)
     }
 
     /// Validates config text; `path` names it in errors and anchors relative paths.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        Config::parse_checked(text, path, None)
+    }
+
+    /// [`Config::parse`], schedules included.
+    pub fn parse_with(
+        text: &str,
+        path: &Path,
+        schedules: &dyn ScheduleCheck,
+    ) -> Result<Config, ConfigError> {
+        Config::parse_checked(text, path, Some(schedules))
+    }
+
+    fn parse_checked(
+        text: &str,
+        path: &Path,
+        schedules: Option<&dyn ScheduleCheck>,
+    ) -> Result<Config, ConfigError> {
         let locator = Locator::new(text);
-        let invalid = |problems| ConfigError::Invalid {
-            path: path.to_owned(),
-            problems,
-        };
-        let raw: RawConfig = toml::from_str(text).map_err(|e| {
-            let offset = e.span().map_or(0, |s| s.start);
-            invalid(vec![locator.problem(
-                offset,
-                e.message().trim(),
-                hint_for(e.message()),
-            )])
-        })?;
-        let base = path
-            .parent()
-            .map(|p| {
-                if p.as_os_str().is_empty() {
-                    Path::new(".")
-                } else {
-                    p
-                }
-            })
-            .unwrap_or(Path::new("."));
-        let mut v = Validator {
-            locator,
-            base,
-            problems: Vec::new(),
-        };
-        let config = v.config(raw, path);
-        if v.problems.is_empty() {
-            Ok(config)
-        } else {
-            v.problems.sort_by_key(|p| (p.line, p.column));
-            Err(invalid(v.problems))
+        let read = crate::document::read(text, &locator);
+        let mut problems = read.problems;
+        let config = read.raw.map(|raw| {
+            let base = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            let mut v = Validator {
+                locator,
+                base,
+                problems: Vec::new(),
+                damaged_agents: read.damaged_agents,
+                schedules,
+            };
+            let config = v.config(raw, path);
+            problems.append(&mut v.problems);
+            config
+        });
+        match config {
+            Some(config) if problems.is_empty() => Ok(config),
+            _ => {
+                problems.sort_by_key(|p| (p.line, p.column));
+                Err(ConfigError::Invalid {
+                    path: path.to_owned(),
+                    problems,
+                })
+            }
         }
     }
 
@@ -247,26 +231,32 @@ impl Config {
         self.schedules.iter().find(|s| s.name == name)
     }
 
-    /// The member whose `slack_user` is `user`.
-    pub fn member_by_slack_user(&self, user: &str) -> Option<&Member> {
-        self.members
-            .iter()
-            .find(|m| m.slack_user.as_deref() == Some(user))
-    }
-
-    /// The member whose `linear_user` is `user`.
-    pub fn member_by_linear_user(&self, user: &str) -> Option<&Member> {
-        self.members
-            .iter()
-            .find(|m| m.linear_user.as_deref() == Some(user))
-    }
-
-    /// The member whose `email` is `email`, compared case-insensitively.
-    pub fn member_by_email(&self, email: &str) -> Option<&Member> {
+    /// The member behind an outside identity: the one whose id for
+    /// `source` is `id`, else the one whose `email` matches `email`
+    /// (case-insensitively) and who has no id for that source. A member
+    /// whose id is configured is only ever matched by that id, so another
+    /// account that shows the same email cannot stand in for them.
+    pub fn member_by_identity(
+        &self,
+        source: IdSource,
+        id: Option<&str>,
+        email: Option<&str>,
+    ) -> Option<&Member> {
+        let id_of: fn(&Member) -> Option<&str> = match source {
+            IdSource::Slack => |m| m.slack_user.as_deref(),
+            IdSource::Linear => |m| m.linear_user.as_deref(),
+        };
+        if let Some(id) = id.filter(|i| !i.is_empty())
+            && let Some(m) = self.members.iter().find(|m| id_of(m) == Some(id))
+        {
+            return Some(m);
+        }
+        let email = email.map(str::trim).filter(|e| !e.is_empty())?;
         self.members.iter().find(|m| {
-            m.email
-                .as_deref()
-                .is_some_and(|e| e.eq_ignore_ascii_case(email))
+            id_of(m).is_none()
+                && m.email
+                    .as_deref()
+                    .is_some_and(|e| e.eq_ignore_ascii_case(email))
         })
     }
 
@@ -276,18 +266,13 @@ impl Config {
     }
 }
 
-fn hint_for(message: &str) -> Option<&'static str> {
-    if message.contains("unknown field") {
-        Some(
-            "remove the key or correct its spelling; the README's config reference lists every key",
-        )
-    } else if message.contains("missing field") {
-        Some("add the key; the README's config reference shows an example")
-    } else if message.contains("unknown variant") {
-        Some("use one of the values listed")
-    } else {
-        None
-    }
+/// The outside sources that know members by an id of their own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdSource {
+    /// `slack_user`
+    Slack,
+    /// `linear_user`
+    Linear,
 }
 
 /// Collects every problem of one file; the section checks live next to their
@@ -295,7 +280,12 @@ fn hint_for(message: &str) -> Option<&'static str> {
 pub(crate) struct Validator<'a> {
     locator: Locator<'a>,
     base: &'a Path,
-    problems: Vec<Problem>,
+    pub(crate) problems: Vec<Problem>,
+    /// Agents that lost a part at the TOML layer (already reported):
+    /// references to them are not checked.
+    pub(crate) damaged_agents: HashSet<String>,
+    /// The checks of cron expressions and time zones, when the caller has them.
+    pub(crate) schedules: Option<&'a dyn ScheduleCheck>,
 }
 
 impl Validator<'_> {
@@ -307,6 +297,16 @@ impl Validator<'_> {
     ) {
         self.problems
             .push(self.locator.problem(at.span().start, message, hint));
+    }
+
+    /// A [`Fault`] of a check outside this crate, at `at`.
+    pub(crate) fn report_fault<T>(&mut self, at: &Spanned<T>, fault: Fault) {
+        self.report(at, fault.message, fault.hint.as_deref());
+    }
+
+    /// A problem at the start of the file (something missing from it).
+    pub(crate) fn report_at_start(&mut self, message: impl Into<String>, hint: Option<&str>) {
+        self.problems.push(self.locator.problem(0, message, hint));
     }
 
     /// A credential file named relative to the config file, like every path.
@@ -327,13 +327,25 @@ impl Validator<'_> {
     }
 
     fn config(&mut self, raw: RawConfig, path: &Path) -> Config {
-        if raw.team.name.get_ref().trim().is_empty() {
-            self.report(
-                &raw.team.name,
-                "the team name is empty",
-                Some("name the team, e.g. name = \"acme\""),
-            );
-        }
+        let team = match raw.team {
+            Some(team) => {
+                if team.name.get_ref().trim().is_empty() {
+                    self.report(
+                        &team.name,
+                        "the team name is empty",
+                        Some("name the team, e.g. name = \"acme\""),
+                    );
+                }
+                team.name.into_inner()
+            }
+            None => {
+                self.report_at_start(
+                    "the config has no [team] section",
+                    Some("add one, e.g.\n\n  [team]\n  name = \"acme\"\n"),
+                );
+                String::new()
+            }
+        };
         let members = self.members(raw.members);
         let agents = self.agents(raw.agents);
         let server = self.server(raw.server);
@@ -342,13 +354,12 @@ impl Validator<'_> {
         let linear = raw.linear.map(|l| self.linear(l, &agents));
         let webhooks = self.webhooks(raw.webhooks, &agents);
         let sandbox = self.sandbox(raw.sandbox);
+        let store = self.store(raw.store);
         Config {
             path: path.to_owned(),
             state_dir: raw.state_dir.map(|s| self.path(s.get_ref())),
             key_file: raw.key_file.map(|s| self.path(s.get_ref())),
-            team: crate::load::Team {
-                name: raw.team.name.into_inner(),
-            },
+            team: Team { name: team },
             members,
             agents,
             server,
@@ -357,6 +368,7 @@ impl Validator<'_> {
             linear,
             webhooks,
             sandbox,
+            store,
         }
     }
 
@@ -420,26 +432,6 @@ impl Validator<'_> {
         out
     }
 
-    fn agents(&mut self, raw: Vec<RawAgent>) -> Vec<Agent> {
-        let mut names: HashMap<String, ()> = HashMap::new();
-        raw.into_iter()
-            .map(|a| {
-                if let Err(e) = validate_member_name(a.name.get_ref()) {
-                    let message = e.to_string().replace("member name", "agent name");
-                    self.report(&a.name, message, None);
-                }
-                if names.insert(a.name.get_ref().clone(), ()).is_some() {
-                    self.report(
-                        &a.name,
-                        format!("an agent named `{}` is defined twice", a.name.get_ref()),
-                        Some("give each [[agents]] entry its own name"),
-                    );
-                }
-                self.agent(a)
-            })
-            .collect()
-    }
-
     pub(crate) fn duration(
         &mut self,
         value: Option<Spanned<String>>,
@@ -481,128 +473,6 @@ impl Validator<'_> {
                 );
                 default
             }
-        }
-    }
-
-    fn secret_names(&mut self, list: Vec<Spanned<String>>, key: &str) -> Vec<SecretName> {
-        let mut out: Vec<SecretName> = Vec::new();
-        for item in list {
-            match SecretName::new(item.get_ref()) {
-                Ok(n) if out.contains(&n) => {
-                    self.report(&item, format!("`{n}` is listed twice in `{key}`"), None);
-                }
-                Ok(n) => out.push(n),
-                Err(e) => self.report(&item, e.to_string(), None),
-            }
-        }
-        out
-    }
-
-    fn agent(&mut self, mut a: RawAgent) -> Agent {
-        let agent_name = a.name.get_ref().clone();
-        let policy = self.agent_policy(&mut a);
-        if a.command.get_ref().is_empty() || a.command.get_ref()[0].trim().is_empty() {
-            self.report(
-                &a.command,
-                format!("agent `{agent_name}` has an empty command"),
-                Some("give the program and its arguments, e.g. command = [\"/usr/local/bin/agent\", \"--once\"]"),
-            );
-        }
-        let timeout = self.duration(a.timeout, DEFAULT_TIMEOUT, "timeout");
-        let kill_grace = self.duration(a.kill_grace, DEFAULT_KILL_GRACE, "kill_grace");
-        let log_limit = self.size(a.log_limit, DEFAULT_LOG_LIMIT, "log_limit");
-        let mut triggers: Vec<TriggerKind> = match a.triggers {
-            None => vec![TriggerKind::Cli],
-            Some(list) => list.into_iter().map(Spanned::into_inner).collect(),
-        };
-        triggers.sort();
-        triggers.dedup();
-
-        let secrets = a.secrets.map(|list| self.secret_names(list, "secrets"));
-        let required_ref = a.required_secrets.clone();
-        let required = self.secret_names(a.required_secrets, "required_secrets");
-        if let Some(allowed) = &secrets {
-            for (name, at) in required.iter().zip(&required_ref) {
-                if !allowed.contains(name) {
-                    self.report(
-                        at,
-                        format!("required secret `{name}` is not in this agent's `secrets` list"),
-                        Some(
-                            "add it to `secrets`, or drop `secrets` to allow every secret in scope",
-                        ),
-                    );
-                }
-            }
-        }
-
-        let mut env = BTreeMap::new();
-        for (key, value) in a.env.unwrap_or_default() {
-            if let Err(e) = validate_env_syntax(key.get_ref()) {
-                self.report(&key, e.to_string(), None);
-            } else if key
-                .get_ref()
-                .to_ascii_uppercase()
-                .starts_with("SUPERVISOR_")
-            {
-                self.report(
-                    &key,
-                    format!("`{}` is set by the supervisor for every run", key.get_ref()),
-                    Some("remove it from `env`"),
-                );
-            } else if value.contains('\0') {
-                self.report(
-                    &key,
-                    format!("the value of `{}` holds a NUL byte", key.get_ref()),
-                    None,
-                );
-            }
-            env.insert(key.into_inner(), value);
-        }
-        env.entry("PATH".to_owned())
-            .or_insert_with(|| DEFAULT_AGENT_PATH.to_owned());
-        for list in [secrets.as_deref().unwrap_or(&[]), &required[..]] {
-            for name in list {
-                if env.contains_key(name.as_str()) {
-                    self.problems.push(self.locator.problem(
-                        a.name.span().start,
-                        format!("agent `{agent_name}` sets `{name}` in `env` and also takes it as a secret"),
-                        Some("rename one of them: a secret would silently replace the variable"),
-                    ));
-                }
-            }
-        }
-
-        if let (Some(group), None) = (&a.group, &a.user) {
-            self.report(
-                group,
-                "`group` needs `user`",
-                Some("set `user` too, or remove `group`"),
-            );
-        }
-        let max_concurrent = a.max_concurrent.map(|m| {
-            if *m.get_ref() == 0 {
-                self.report(&m, "`max_concurrent` must be at least 1", None);
-            }
-            m.into_inner()
-        });
-
-        Agent {
-            name: agent_name,
-            description: a.description,
-            command: a.command.into_inner(),
-            working_dir: a.working_dir.map(|p| self.path(p.get_ref())),
-            timeout,
-            kill_grace,
-            triggers,
-            secrets,
-            required_secrets: required,
-            env,
-            user: a.user.map(Spanned::into_inner),
-            group: a.group.map(Spanned::into_inner),
-            max_concurrent,
-            log_limit,
-            policy,
-            on_leak: a.on_leak,
         }
     }
 }

@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::agents::OnLeak;
 use crate::integrations::UnknownUsers;
-use crate::load::{OnLeak, SecretRef, TriggerKind};
+use crate::load::{SecretRef, TriggerKind};
 use crate::schedules::Overlap;
 
 #[derive(Deserialize)]
@@ -15,7 +16,8 @@ use crate::schedules::Overlap;
 pub(crate) struct RawConfig {
     pub state_dir: Option<Spanned<String>>,
     pub key_file: Option<Spanned<String>>,
-    pub team: RawTeam,
+    /// Optional here so that its absence is reported with the rest.
+    pub team: Option<RawTeam>,
     #[serde(default)]
     pub members: Vec<RawMember>,
     #[serde(default)]
@@ -28,6 +30,14 @@ pub(crate) struct RawConfig {
     #[serde(default)]
     pub webhooks: Vec<RawWebhook>,
     pub sandbox: Option<RawSandbox>,
+    pub store: Option<RawStore>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawStore {
+    pub url: Option<SecretRef>,
+    pub lease: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -102,8 +112,8 @@ pub(crate) struct RawServer {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawSchedule {
     pub name: Spanned<String>,
-    pub cron: String,
-    pub timezone: Option<String>,
+    pub cron: Spanned<String>,
+    pub timezone: Option<Spanned<String>>,
     pub agent: Spanned<String>,
     pub prompt: Option<String>,
     #[serde(default)]
@@ -161,48 +171,58 @@ pub(crate) struct RawWebhook {
     pub secret: SecretRef,
 }
 
-/// How a credential reference is written: a table with exactly one key.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawSecretRef {
-    pub file: Option<String>,
-    pub env: Option<String>,
-    pub credential: Option<String>,
-}
-
+/// A credential reference is a table with exactly one of `file`, `env` or
+/// `credential`. A plain string is refused without being quoted back: it
+/// would be the value itself.
 impl<'de> Deserialize<'de> for SecretRef {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(SecretRefVisitor)
+    }
+}
+
+const SECRET_REF_FORMS: &str =
+    "write { file = \"path\" }, { env = \"NAME\" } or { credential = \"name\" }";
+
+struct SecretRefVisitor;
+
+impl<'de> serde::de::Visitor<'de> for SecretRefVisitor {
+    type Value = SecretRef;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "a credential reference: {SECRET_REF_FORMS}")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<SecretRef, E> {
+        Err(E::custom(format!(
+            "inline secret values are refused: {SECRET_REF_FORMS}"
+        )))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<SecretRef, A::Error> {
         use serde::de::Error;
 
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Form {
-            Table(RawSecretRef),
-            // Accepted by the parser only so that the error can say why it is refused.
-            Inline(#[allow(dead_code)] String),
+        let exactly_one = || {
+            A::Error::custom(format!(
+                "a credential reference takes exactly one of `file`, `env` or `credential`: {SECRET_REF_FORMS}"
+            ))
+        };
+        let mut found = None;
+        while let Some(key) = map.next_key::<String>()? {
+            let value: String = map.next_value()?;
+            let r = match key.as_str() {
+                "file" => SecretRef::File(value.into()),
+                "env" => SecretRef::Env(value),
+                "credential" => SecretRef::Credential(value),
+                other => {
+                    return Err(A::Error::custom(format!(
+                        "unknown key `{other}` in a credential reference: {SECRET_REF_FORMS}"
+                    )));
+                }
+            };
+            if found.replace(r).is_some() {
+                return Err(exactly_one());
+            }
         }
-        match Form::deserialize(d)? {
-            Form::Inline(_) => Err(D::Error::custom(
-                "inline secret values are refused: write { file = \"path\" }, { env = \"NAME\" } or { credential = \"name\" }",
-            )),
-            Form::Table(RawSecretRef {
-                file: Some(path),
-                env: None,
-                credential: None,
-            }) => Ok(SecretRef::File(path.into())),
-            Form::Table(RawSecretRef {
-                file: None,
-                env: Some(name),
-                credential: None,
-            }) => Ok(SecretRef::Env(name)),
-            Form::Table(RawSecretRef {
-                file: None,
-                env: None,
-                credential: Some(name),
-            }) => Ok(SecretRef::Credential(name)),
-            Form::Table(_) => Err(D::Error::custom(
-                "a credential reference takes exactly one of `file`, `env` or `credential`",
-            )),
-        }
+        found.ok_or_else(exactly_one)
     }
 }

@@ -1,15 +1,18 @@
 //! The `[[schedules]]` section: runs started by the clock.
 //!
-//! This crate checks what it can without a cron parser or a time zone
-//! database: names, the agent and whether it accepts cron triggers. The
-//! expression and the time zone stay strings here; the triggers crate parses
-//! them (and reports their errors by schedule name).
+//! This crate checks names, the agent and whether it accepts cron
+//! triggers. The expression and the time zone stay strings here: a caller
+//! with a cron parser and a time zone database (the triggers crate) passes
+//! a [`crate::ScheduleCheck`], and their problems are located and reported
+//! with the rest, the expression's and the zone's apart.
 
 use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
+use toml::Spanned;
 
-use crate::load::{Agent, TriggerKind, Validator};
+use crate::agents::Agent;
+use crate::load::{TriggerKind, Validator};
 use crate::names::validate_member_name;
 use crate::raw::RawSchedule;
 
@@ -50,10 +53,10 @@ impl std::fmt::Display for Overlap {
 pub struct Schedule {
     pub name: String,
     /// Crontab syntax as written: 5 fields, 6 with seconds first, or an
-    /// `@daily`-style shorthand. Not yet parsed: see the triggers crate.
+    /// `@daily`-style shorthand. Parsed only by a [`crate::ScheduleCheck`].
     pub cron: String,
     /// IANA time zone name the expression is read in (`UTC` by default).
-    /// Not yet checked: see the triggers crate.
+    /// Checked only by a [`crate::ScheduleCheck`].
     pub timezone: String,
     /// The agent to start; it exists and accepts cron triggers.
     pub agent: String,
@@ -78,44 +81,23 @@ impl Validator<'_> {
                     Some("give each [[schedules]] entry its own name"),
                 );
             }
-            match agents.iter().find(|a| &a.name == s.agent.get_ref()) {
-                None => self.report(
-                    &s.agent,
-                    format!(
-                        "schedule `{}` names agent `{}`, which is not defined",
-                        s.name.get_ref(),
-                        s.agent.get_ref()
-                    ),
-                    Some("define the agent in [[agents]] or correct the name"),
-                ),
-                Some(agent) if !agent.allows(TriggerKind::Cron) => {
-                    let mut triggers: Vec<&str> =
-                        agent.triggers.iter().map(|t| t.as_str()).collect();
-                    triggers.push("cron");
-                    let hint = format!(
-                        "add \"cron\" to the agent's triggers: triggers = [{}]",
-                        triggers
-                            .iter()
-                            .map(|t| format!("\"{t}\""))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    );
-                    self.report(
-                        &s.agent,
-                        format!(
-                            "schedule `{}` starts agent `{}`, which does not accept cron triggers",
-                            s.name.get_ref(),
-                            s.agent.get_ref()
-                        ),
-                        Some(&hint),
-                    );
+            self.agent_ref(agents, &s.agent, TriggerKind::Cron);
+            if let Some(check) = self.schedules {
+                if let Err(fault) = check.cron(s.cron.get_ref()) {
+                    self.report_fault(&s.cron, fault);
                 }
-                Some(_) => {}
+                if let Some(zone) = &s.timezone
+                    && let Err(fault) = check.timezone(zone.get_ref())
+                {
+                    self.report_fault(zone, fault);
+                }
             }
             out.push(Schedule {
                 name: s.name.into_inner(),
-                cron: s.cron,
-                timezone: s.timezone.unwrap_or_else(|| DEFAULT_TIMEZONE.to_owned()),
+                cron: s.cron.into_inner(),
+                timezone: s
+                    .timezone
+                    .map_or_else(|| DEFAULT_TIMEZONE.to_owned(), Spanned::into_inner),
                 agent: s.agent.into_inner(),
                 prompt: s.prompt,
                 overlap: s.overlap,

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::{Config, ConfigError, Overlap, SecretRef, Server, TriggerKind};
+use crate::{Config, ConfigError, IdSource, Overlap, SecretRef, Server, TriggerKind};
 
 const GOOD: &str = r#"
 state_dir = "state"
@@ -400,15 +400,15 @@ agent = "timed"
             .clone()
     };
     assert_eq!(
-        find("starts agent `cli-only`, which does not accept cron triggers"),
+        find("agent `cli-only` does not take `cron` triggers"),
         (
             13,
             9,
-            "schedule `a` starts agent `cli-only`, which does not accept cron triggers".into()
+            "agent `cli-only` does not take `cron` triggers".into()
         )
     );
     assert_eq!(find("a schedule named `a` is defined twice").0, 15);
-    assert_eq!(find("agent `nobody`, which is not defined").0, 17);
+    assert_eq!(find("no agent named `nobody`").0, 17);
     assert_eq!(find("schedule name `-bad`").0, 19);
     assert_eq!(p.len(), 4, "{p:?}");
 
@@ -543,15 +543,30 @@ fn integrations_load_with_defaults() {
 
 #[test]
 fn member_lookups_by_identity() {
-    let c = parse(GOOD).unwrap();
-    assert_eq!(c.member_by_slack_user("U061F7AUR").unwrap().name, "alice");
-    assert_eq!(c.member_by_linear_user("u-ada").unwrap().name, "alice");
+    let c = parse(
+        "[team]\nname='t'\n\
+         [[members]]\nname='alice'\nslack_user='UALICE'\nlinear_user='u-ada'\nemail='alice@acme.example'\n\
+         [[members]]\nname='morgan'\nemail='Morgan@Example.com'\n\
+         [[members]]\nname='carol'\nslack_user='UCAROL'\nemail='carol@acme.example'\n",
+    )
+    .unwrap();
+    let name = |m: Option<&crate::Member>| m.map(|m| m.name.clone());
+    let slack = |id, email| name(c.member_by_identity(IdSource::Slack, id, email));
+    assert_eq!(slack(Some("UALICE"), None).as_deref(), Some("alice"));
     assert_eq!(
-        c.member_by_email("ALICE@acme.EXAMPLE").unwrap().name,
-        "alice"
+        name(c.member_by_identity(IdSource::Linear, Some("u-ada"), None)).as_deref(),
+        Some("alice")
     );
-    assert!(c.member_by_email("bob@acme.example").is_none());
-    assert!(c.member_by_slack_user("U000").is_none());
+    // Morgan has no Slack id: found by email, whatever its case.
+    assert_eq!(
+        slack(Some("UNEW"), Some(" morgan@EXAMPLE.com")).as_deref(),
+        Some("morgan")
+    );
+    // Carol's Slack id is UCAROL: another account with her email is not her.
+    assert_eq!(slack(Some("UOTHER"), Some("carol@acme.example")), None);
+    assert_eq!(slack(None, Some("")), None);
+    assert_eq!(slack(Some(""), None), None);
+    assert_eq!(slack(Some("U000"), None), None);
 }
 
 /// Replaces the first occurrence of `from` (which must exist) in the example.
@@ -706,7 +721,7 @@ fn integration_credentials_are_never_inline() {
 
     let text = variant("secret = { credential = \"alerts-webhook-secret\" }", "");
     let (_, msg) = single_problem(&text);
-    assert!(msg.contains("missing field `secret`"), "{msg}");
+    assert!(msg.contains("missing key `secret`"), "{msg}");
 }
 
 #[test]
@@ -738,4 +753,242 @@ secret = { file = "/run/ci.secret" }
         c.webhooks[1].secret,
         SecretRef::File("/run/ci.secret".into())
     );
+}
+
+#[test]
+fn the_store_section_takes_a_url_reference_and_a_lease() {
+    let base = "[team]\nname = \"acme\"\n";
+    let c = Config::parse(
+        &format!("{base}[store]\nurl = {{ file = \"pg.url\" }}\nlease = \"10s\"\n"),
+        std::path::Path::new("/etc/supervisor/supervisor.toml"),
+    )
+    .unwrap();
+    assert_eq!(
+        c.store.url,
+        Some(SecretRef::File("/etc/supervisor/pg.url".into()))
+    );
+    assert_eq!(c.store.lease(), std::time::Duration::from_secs(10));
+    let default = Config::parse(base, std::path::Path::new("s.toml")).unwrap();
+    assert_eq!(default.store.url, None);
+    assert_eq!(default.store.lease(), crate::DEFAULT_LEASE);
+    for (bad, want) in [
+        (
+            "url = \"postgres://u:pw@db/x\"",
+            "inline secret values are refused",
+        ),
+        ("lease = \"10s\"", "applies to a PostgreSQL store only"),
+        ("url = { env = \"PG\" }\nlease = \"500ms\"", "at least 1s"),
+    ] {
+        let err = Config::parse(
+            &format!("{base}[store]\n{bad}\n"),
+            std::path::Path::new("s.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains(want), "{bad}: {err}");
+        assert!(!err.contains("pw@"), "{err}");
+    }
+}
+
+#[test]
+fn toml_level_problems_are_all_reported_at_once() {
+    let text = r#"[team]
+name = "acme"
+colour = "blue"
+
+[[agents]]
+name = "a"
+command = ["/bin/true"]
+timout = "1m"
+trigers = ["cron"]
+max_concurrent = "two"
+
+[server]
+queue_limit = "lots"
+"#;
+    let err = parse(text).unwrap_err();
+    let p: Vec<(usize, usize, String)> = err
+        .problems()
+        .iter()
+        .map(|p| (p.line, p.column, p.message.clone()))
+        .collect();
+    assert_eq!(
+        p,
+        [
+            (3, 1, "unknown key `colour`".to_owned()),
+            (8, 1, "unknown key `timout`".to_owned()),
+            (9, 1, "unknown key `trigers`".to_owned()),
+            (
+                10,
+                18,
+                "`max_concurrent` must be a whole number of 0 or more, not a string".to_owned()
+            ),
+            (
+                13,
+                15,
+                "`queue_limit` must be a whole number of 0 or more, not a string".to_owned()
+            ),
+        ]
+    );
+    let text = err.to_string();
+    assert!(text.contains("hint: did you mean `timeout`?"), "{text}");
+    assert!(text.contains("hint: did you mean `triggers`?"), "{text}");
+    assert!(!text.contains("lots"), "values are never quoted: {text}");
+}
+
+#[test]
+fn one_mistake_is_reported_once() {
+    // A key of the wrong type is not also missing; a misspelt key is not
+    // also missing; a schedule of an agent that did not read is not
+    // reported for it.
+    let text = r#"[team]
+name = "acme"
+
+[[agents]]
+name = "a"
+command = "/bin/true"
+
+[[agents]]
+name = "b"
+comand = ["/bin/true"]
+
+[[agents]]
+name = "c"
+command = ["/bin/true"]
+triggers = ["crom"]
+
+[[schedules]]
+name = "s"
+cron = "@daily"
+agent = "a"
+
+[[schedules]]
+name = "t"
+cron = "@daily"
+agent = "c"
+"#;
+    let p = problems(text);
+    assert_eq!(
+        p,
+        [
+            (6, 11, "`command` must be an array, not a string".to_owned()),
+            (10, 1, "unknown key `comand`".to_owned()),
+            (15, 13, "`triggers` cannot be `crom`".to_owned()),
+        ]
+    );
+}
+
+#[test]
+fn a_missing_key_points_at_its_table_and_a_missing_team_at_the_start() {
+    let p = problems("[team]\nname='t'\n\n[[agents]]\nname='a'\n\n[[agents]]\nname='b'\n");
+    assert_eq!(
+        p,
+        [
+            (4, 1, "missing key `command`".to_owned()),
+            (7, 1, "missing key `command`".to_owned())
+        ]
+    );
+    let p = problems("[[agents]]\nname='a'\ncommand=['x']\n");
+    assert_eq!(p, [(1, 1, "the config has no [team] section".to_owned())]);
+}
+
+#[test]
+fn every_syntax_error_is_reported() {
+    let p = problems("[team]\nname = \n\n[server\nlisten = '127.0.0.1:1'\n");
+    assert!(p.len() >= 2, "{p:?}");
+    assert_eq!(p[0].0, 2, "{p:?}");
+    assert!(p.iter().any(|x| x.0 == 4), "{p:?}");
+}
+
+/// Accepts the cron expression `ok` and the time zone `UTC` only.
+struct Strict;
+
+impl crate::ScheduleCheck for Strict {
+    fn cron(&self, expression: &str) -> Result<(), crate::Fault> {
+        match expression {
+            "ok" => Ok(()),
+            _ => Err(crate::Fault {
+                message: format!("bad cron `{expression}`"),
+                hint: Some("write ok".into()),
+            }),
+        }
+    }
+
+    fn timezone(&self, name: &str) -> Result<(), crate::Fault> {
+        match name {
+            "UTC" => Ok(()),
+            _ => Err(crate::Fault {
+                message: format!("unknown time zone `{name}`"),
+                hint: None,
+            }),
+        }
+    }
+}
+
+#[test]
+fn schedule_expressions_and_zones_are_checked_apart_and_located() {
+    let text = r#"[team]
+name = "acme"
+[[agents]]
+name = "a"
+command = ["/bin/true"]
+triggers = ["cron"]
+[[schedules]]
+name = "both-bad"
+cron = "nope"
+timezone = "Mars/Olympus"
+agent = "a"
+[[schedules]]
+name = "fine"
+cron = "ok"
+agent = "a"
+"#;
+    let path = Path::new("/etc/supervisor/supervisor.toml");
+    let err = Config::parse_with(text, path, &Strict).unwrap_err();
+    let p: Vec<(usize, usize, &str)> = err
+        .problems()
+        .iter()
+        .map(|p| (p.line, p.column, p.message.as_str()))
+        .collect();
+    assert_eq!(
+        p,
+        [
+            (9, 8, "bad cron `nope`"),
+            (10, 12, "unknown time zone `Mars/Olympus`")
+        ]
+    );
+    // Without the check, the text is kept as written.
+    let c = parse(text).unwrap();
+    assert_eq!(c.schedules[0].timezone, "Mars/Olympus");
+    assert_eq!(c.schedules[1].timezone, "UTC");
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+    /// Whatever the text (here: the documented example with a stretch of
+    /// it replaced), loading ends, never panics, and either yields a config
+    /// or says where each problem is.
+    #[test]
+    fn any_text_loads_or_is_located(
+        start in 0..GOOD.len(),
+        len in 0usize..40,
+        junk in "[a-z_=\\[\\]\"'{}, .0-9\n]{0,40}",
+    ) {
+        let start = (0..=start).rev().find(|&i| GOOD.is_char_boundary(i)).unwrap_or(0);
+        let end = (start + len).min(GOOD.len());
+        let end = (end..=GOOD.len()).find(|&i| GOOD.is_char_boundary(i)).unwrap_or(GOOD.len());
+        let text = format!("{}{junk}{}", &GOOD[..start], &GOOD[end..]);
+        match parse(&text) {
+            Ok(_) => {}
+            Err(e) => {
+                let lines = text.lines().count().max(1) + 1;
+                proptest::prop_assert!(!e.problems().is_empty());
+                for p in e.problems() {
+                    proptest::prop_assert!(p.line >= 1 && p.line <= lines, "{p:?}");
+                    proptest::prop_assert!(p.column >= 1, "{p:?}");
+                }
+            }
+        }
+    }
 }

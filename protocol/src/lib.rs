@@ -4,7 +4,7 @@
 //! [`decode`] it; [`encode`] makes a whole frame.
 //!
 //! A frame is a 4-byte big-endian length, then that many bytes of JSON:
-//! `{"v": 1, "supervisor": "0.1.0", "msg": ...}`. Errors travel in the one
+//! `{"v": 2, "supervisor": "0.1.0", "msg": ...}`. Errors travel in the one
 //! shape every version keeps, `{"v", "supervisor", "error": {"kind",
 //! "message", "hint"}}`, so that a client and a daemon of different versions
 //! can still tell each other what is wrong.
@@ -23,13 +23,14 @@ mod value;
 
 pub use frame::{HEADER_LEN, body_len, decode, encode, encode_error};
 pub use message::{
-    Answer, Call, Change, ErrorKind, OutputStream, Reply, Request, Target, TargetScope, WireError,
+    Answer, Call, Change, ErrorKind, OutputStream, Reply, Request, ScopeFor, Target, TargetScope,
+    WireError,
 };
 pub use value::{Bytes, SecretValue};
 
 /// The protocol version both sides must speak. It changes whenever a
 /// message changes shape; the package version rides along for messages.
-pub const PROTOCOL: u32 = 1;
+pub const PROTOCOL: u32 = 2;
 
 /// The largest frame a client may send the daemon: a request with a value
 /// of 64 KiB (as base64) and a long prompt fit with room to spare.

@@ -7,7 +7,8 @@
 //! into a buffer, and a copy of a secret value would outlive the frame.
 //!
 //! Records (secrets, runs, audit entries) travel as the JSON documents that
-//! `--json` prints, which the store defines; they never hold a value.
+//! `--json` prints: the store's records (a run's with its exit code added
+//! by the handler); they never hold a value.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -55,7 +56,8 @@ pub enum Request {
     Scope {
         agent: String,
         trigger: TriggerKind,
-        member: Option<String>,
+        /// Whose run: the caller's unless said otherwise.
+        member: ScopeFor,
     },
     /// What a `cli` run by the caller would receive.
     DryRun {
@@ -101,6 +103,19 @@ impl Request {
             Request::AuditVerify => "audit_verify",
         }
     }
+}
+
+/// Whose run a scope question is about. Runs that have no user behind
+/// them (`cron`, `webhook`) have nobody, whatever is asked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScopeFor {
+    /// The member who asks: what a run of theirs would get.
+    Caller,
+    /// Another member (admins), or the caller by name.
+    Member(String),
+    /// A run with nobody behind it (team secrets only).
+    Nobody,
 }
 
 /// Which secret a write or delete is about.
@@ -153,6 +168,8 @@ pub enum Reply {
         secrets: Vec<Value>,
     },
     Scope {
+        /// The member the answer is for (`None`: nobody behind the run).
+        member: Option<String>,
         secrets: Vec<Value>,
         missing: Vec<String>,
     },
@@ -183,6 +200,13 @@ pub enum Reply {
         sealed: i64,
         keyed_from: i64,
     },
+    /// The log does not hold: `entry` is the first broken one (when one
+    /// entry is to blame), `problem` says what is wrong.
+    AuditBroken {
+        entry: Option<i64>,
+        problem: String,
+        hint: String,
+    },
 }
 
 impl Reply {
@@ -199,6 +223,7 @@ impl Reply {
             Reply::Log { .. } => "log",
             Reply::Audit { .. } => "audit",
             Reply::AuditIntact { .. } => "audit_intact",
+            Reply::AuditBroken { .. } => "audit_broken",
         }
     }
 }

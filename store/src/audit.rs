@@ -10,10 +10,10 @@
 //! the first keyed entry links to its last hash.
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
-use crate::evidence::{AuditKey, AuditVerdict, GENESIS, Head, RowSum, Stored, walk};
+use crate::backend::Tx;
+use crate::evidence::{AuditKey, AuditVerdict, Head, RowSum, Stored, walk};
 use crate::time::{format_time, now, parse_time};
 use crate::{Result, Store, StoreError};
 
@@ -22,7 +22,7 @@ use crate::{Result, Store, StoreError};
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AuditEntry {
     pub seq: i64,
-    #[serde(serialize_with = "rfc3339")]
+    #[serde(serialize_with = "crate::time::rfc3339")]
     pub at: DateTime<Utc>,
     pub actor: Option<String>,
     pub action: String,
@@ -31,72 +31,19 @@ pub struct AuditEntry {
     pub hash: String,
 }
 
-fn rfc3339<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&format_time(*t))
-}
+/// Entries read at a time while the whole chain is walked.
+const PAGE: i64 = 1000;
 
-const ENTRY_COLUMNS: &str = "seq, at, actor, action, detail, prev_hash, hash, subject";
-
-fn stored(r: &rusqlite::Row<'_>) -> rusqlite::Result<Stored> {
-    Ok(Stored {
-        seq: r.get(0)?,
-        at: r.get(1)?,
-        actor: r.get(2)?,
-        action: r.get(3)?,
-        detail: r.get(4)?,
-        prev_hash: r.get(5)?,
-        hash: r.get(6)?,
-        subject: r.get(7)?,
-    })
-}
-
-/// The seal as stored: the head and its MAC (`None` when there is none).
-pub(crate) fn read_seal(conn: &Connection) -> Result<Option<(Head, String)>> {
-    Ok(conn
-        .query_row(
-            "SELECT anchor, seq, hash, secrets, mac FROM audit_seal WHERE id = 1",
-            [],
-            |r| {
-                Ok((
-                    Head {
-                        anchor: r.get(0)?,
-                        seq: r.get(1)?,
-                        hash: r.get(2)?,
-                        secrets: r.get(3)?,
-                    },
-                    r.get(4)?,
-                ))
-            },
-        )
-        .optional()?)
-}
-
-pub(crate) fn write_seal(conn: &Connection, key: &AuditKey, head: &Head) -> Result<()> {
-    conn.execute(
-        "INSERT INTO audit_seal (id, anchor, seq, hash, secrets, mac) VALUES (1, ?1, ?2, ?3, ?4, ?5)
-         ON CONFLICT (id) DO UPDATE SET anchor = ?1, seq = ?2, hash = ?3, secrets = ?4, mac = ?5",
-        params![head.anchor, head.seq, head.hash, head.secrets, key.seal(head)],
-    )?;
-    Ok(())
-}
-
-/// The last entry's `seq` and `hash` (0 and [`GENESIS`] when there is none).
-pub(crate) fn tail(conn: &Connection) -> Result<(i64, String)> {
-    Ok(conn
-        .query_row(
-            "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?
-        .unwrap_or((0, GENESIS.to_owned())))
+/// Writes the seal over `head`, MACed under `key`.
+pub(crate) fn write_seal(tx: &mut dyn Tx, key: &AuditKey, head: &Head) -> Result<()> {
+    tx.write_seal(head, &key.seal(head))
 }
 
 /// The current head: the seal, checked under `key` and against the log's
 /// tail. Any difference means someone without the key wrote to the store.
-pub(crate) fn current_head(conn: &Connection, key: &AuditKey) -> Result<Head> {
+pub(crate) fn current_head(tx: &mut dyn Tx, key: &AuditKey) -> Result<Head> {
     let broken = |why: String| StoreError::Evidence(why);
-    let (head, mac) = read_seal(conn)?.ok_or_else(|| {
+    let (head, mac) = tx.read_seal()?.ok_or_else(|| {
         broken(
             "the seal over the audit log is missing: it was removed outside the supervisor".into(),
         )
@@ -106,7 +53,7 @@ pub(crate) fn current_head(conn: &Connection, key: &AuditKey) -> Result<Head> {
             "the seal over the audit log does not verify under this store's key: it was forged or altered".into(),
         ));
     }
-    let (seq, hash) = tail(conn)?;
+    let (seq, hash) = tx.tail()?;
     if seq != head.seq || hash != head.hash {
         return Err(broken(format!(
             "the audit log ends at entry {seq}, but its seal names entry {} as the last: it was cut or extended outside the supervisor",
@@ -126,7 +73,7 @@ pub(crate) struct RowChange {
 /// Appends an entry inside the caller's write transaction and moves the
 /// seal onto it. Returns the entry's `seq`.
 pub(crate) fn append(
-    conn: &Connection,
+    tx: &mut dyn Tx,
     key: &AuditKey,
     actor: Option<&str>,
     action: &str,
@@ -134,7 +81,7 @@ pub(crate) fn append(
     subject: Option<&str>,
     rows: RowChange,
 ) -> Result<i64> {
-    let mut head = current_head(conn, key)?;
+    let mut head = current_head(tx, key)?;
     let seq = head.seq + 1;
     let at = format_time(now());
     let detail = detail.to_string();
@@ -148,10 +95,7 @@ pub(crate) fn append(
         subject,
     };
     let hash = key.entry_mac(&entry);
-    conn.execute(
-        "INSERT INTO audit (seq, at, actor, action, detail, prev_hash, hash, subject) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![seq, at, actor, action, detail, head.hash, hash, subject],
-    )?;
+    tx.insert_entry(&entry, &hash)?;
     if rows.removed.is_some() || rows.added.is_some() {
         let mut sum = RowSum::from_hex(&head.secrets)
             .ok_or_else(|| StoreError::Corrupt("the seal's secret sum is malformed".into()))?;
@@ -165,33 +109,47 @@ pub(crate) fn append(
     }
     head.seq = seq;
     head.hash = hash;
-    write_seal(conn, key, &head)?;
+    write_seal(tx, key, &head)?;
     Ok(seq)
 }
 
 /// The newest entry about `subject`, checked under `key`.
 pub(crate) fn latest_about(
-    conn: &Connection,
+    tx: &mut dyn Tx,
     key: &AuditKey,
     anchor: i64,
     subject: &str,
 ) -> Result<Option<Stored>> {
-    let found = conn
-        .query_row(
-            &format!(
-                "SELECT {ENTRY_COLUMNS} FROM audit WHERE subject = ?1 ORDER BY seq DESC LIMIT 1"
-            ),
-            [subject],
-            stored,
-        )
-        .optional()?;
-    match found {
+    match tx.latest_about(subject)? {
         Some(e) if !e.authentic(key, anchor) => Err(StoreError::Evidence(format!(
             "audit entry {} does not verify under this store's key: it was edited",
             e.seq
         ))),
         other => Ok(other),
     }
+}
+
+/// Every entry in order, read a page at a time.
+pub(crate) fn all_entries(tx: &mut dyn Tx) -> impl Iterator<Item = Result<Stored>> + '_ {
+    let mut page = std::collections::VecDeque::new();
+    let (mut after, mut done) = (0i64, false);
+    std::iter::from_fn(move || {
+        if page.is_empty() && !done {
+            match tx.entries_after(after, PAGE) {
+                Ok(rows) => {
+                    done = (rows.len() as i64) < PAGE;
+                    page.extend(rows);
+                }
+                Err(e) => {
+                    done = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+        let e = page.pop_front()?;
+        after = e.seq;
+        Some(Ok(e))
+    })
 }
 
 impl Store {
@@ -202,65 +160,56 @@ impl Store {
         action: &str,
         detail: &serde_json::Value,
     ) -> Result<()> {
-        self.write(crate::db::Sync::Normal, |tx, key| {
+        self.write(crate::backend::Sync::Normal, |tx, key| {
             append(tx, key, actor, action, detail, None, RowChange::default()).map(|_| ())
         })
     }
 
     /// The newest `limit` entries (all when `None`), oldest first.
-    pub fn audit_list(&self, limit: Option<usize>) -> Result<Vec<AuditEntry>> {
-        let limit = limit.map_or(-1, |l| l as i64);
-        let mut stmt = self.conn.prepare(&format!(
-            "SELECT * FROM (SELECT {ENTRY_COLUMNS} FROM audit ORDER BY seq DESC LIMIT ?1) ORDER BY seq"
-        ))?;
-        let rows = stmt.query_map([limit], stored)?;
-        rows.map(|r| {
-            let e = r?;
-            Ok(AuditEntry {
-                seq: e.seq,
-                at: parse_time(&e.at)?,
-                detail: serde_json::from_str(&e.detail).map_err(|_| {
-                    StoreError::Corrupt(format!("audit entry {} has a malformed detail", e.seq))
-                })?,
-                actor: e.actor,
-                action: e.action,
-                prev_hash: e.prev_hash,
-                hash: e.hash,
+    pub fn audit_list(&mut self, limit: Option<usize>) -> Result<Vec<AuditEntry>> {
+        let rows = self.db.read(|tx| tx.newest_entries(limit))?;
+        rows.into_iter()
+            .map(|e| {
+                Ok(AuditEntry {
+                    seq: e.seq,
+                    at: parse_time(&e.at)?,
+                    detail: serde_json::from_str(&e.detail).map_err(|_| {
+                        StoreError::Corrupt(format!("audit entry {} has a malformed detail", e.seq))
+                    })?,
+                    actor: e.actor,
+                    action: e.action,
+                    prev_hash: e.prev_hash,
+                    hash: e.hash,
+                })
             })
-        })
-        .collect()
+            .collect()
     }
 
     /// Walks the whole chain from the first entry, checks its seal, then
-    /// holds the secret rows to it. Needs the master key: entries are
-    /// authenticated with a key derived from it.
-    pub fn audit_verify(&self) -> Result<AuditVerdict> {
-        let key = self.audit_key()?;
-        let seal = read_seal(&self.conn)?;
-        let mut stmt = self
-            .conn
-            .prepare(&format!("SELECT {ENTRY_COLUMNS} FROM audit ORDER BY seq"))?;
-        let rows = stmt.query_map([], stored)?;
-        let verdict = walk(
-            key,
-            seal.as_ref().map(|(h, m)| (h, m.as_str())),
-            rows.map(|r| r.map_err(StoreError::from)),
-        )?;
-        if !matches!(verdict, AuditVerdict::Intact { .. }) {
-            return Ok(verdict);
-        }
-        // The secret rows, held to the seal's sum.
-        match crate::seal::check_rows(&self.conn, key, None) {
-            Ok(()) => Ok(verdict),
-            Err(e @ (StoreError::Tampered { .. } | StoreError::Evidence(_))) => {
-                Ok(AuditVerdict::SecretRow {
-                    reason: e.to_string(),
-                })
+    /// holds the secret rows to it, all on one snapshot. Needs the master
+    /// key: entries are authenticated with a key derived from it.
+    pub fn audit_verify(&mut self) -> Result<AuditVerdict> {
+        let key = self.audit_key.as_ref().ok_or(StoreError::KeyRequired)?;
+        self.db.read(|tx| {
+            let seal = tx.read_seal()?;
+            let verdict = walk(
+                key,
+                seal.as_ref().map(|(h, m)| (h, m.as_str())),
+                all_entries(tx),
+            )?;
+            if !matches!(verdict, AuditVerdict::Intact { .. }) {
+                return Ok(verdict);
             }
-            Err(e) => Err(e),
-        }
+            // The secret rows, held to the seal's sum.
+            match crate::seal::check_rows(tx, key, None) {
+                Ok(()) => Ok(verdict),
+                Err(e @ (StoreError::Tampered { .. } | StoreError::Evidence(_))) => {
+                    Ok(AuditVerdict::SecretRow {
+                        reason: e.to_string(),
+                    })
+                }
+                Err(e) => Err(e),
+            }
+        })
     }
 }
-
-#[cfg(test)]
-mod tests;

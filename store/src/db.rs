@@ -1,189 +1,148 @@
-//! The SQLite database: files, pragmas, schema migrations, and the [`Store`]
-//! handle that the other modules extend.
-//!
-//! Durability: commits do not wait for the disk by default
-//! (`synchronous=NORMAL`); the writes that are evidence ([`Sync::Full`]: a
-//! run's injection record, secret changes) are synced before they return,
-//! and secret changes then empty the write-ahead log of older pages.
+//! The [`Store`] handle over either backend: where it lives ([`Location`]),
+//! first initialisation, the key check, and the transactions that the other
+//! modules' logic runs in.
 
-use std::fs::{DirBuilder, OpenOptions};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::fs::DirBuilder;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::OnceLock;
 
-use rusqlite::config::DbConfig;
-use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
-
+use crate::backend::{Appends, Sync, Tx};
 use crate::crypto::{Cipher, KeyCheck};
 use crate::evidence::AuditKey;
 use crate::key::MasterKey;
+use crate::postgres::{PgLocation, Postgres};
+use crate::sqlite::Sqlite;
 use crate::{Result, StoreError};
 
-/// The file name of the database inside the state directory.
-pub const DB_FILE: &str = "store.db";
+pub use crate::sqlite::DB_FILE;
 
-/// Pages of write-ahead log after which a commit copies them into the
-/// database. The first process to open the store reads the log whole, so it
-/// is kept short: a run adds about a dozen pages.
-const WAL_AUTOCHECKPOINT: i64 = 100;
+/// Where a store lives.
+#[derive(Debug, Clone)]
+pub enum Location {
+    /// `store.db` in this state directory (the default).
+    Sqlite(PathBuf),
+    /// A PostgreSQL database that several supervisors share.
+    Postgres(Box<PgLocation>),
+}
 
-/// How long a writer waits for another process's transaction.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+impl Location {
+    /// Whether several supervisors may share this store (and so must
+    /// agree on cron firings, run slots and leases through it).
+    pub fn is_shared(&self) -> bool {
+        matches!(self, Location::Postgres(_))
+    }
 
-/// How long a checkpoint that must empty the log keeps trying.
-const CHECKPOINT_PATIENCE: Duration = Duration::from_secs(30);
+    /// The store as it may be shown (never a password).
+    pub fn describe(&self) -> String {
+        match self {
+            Location::Sqlite(dir) => dir.join(DB_FILE).display().to_string(),
+            Location::Postgres(pg) => pg.place().to_owned(),
+        }
+    }
+}
 
-/// Each entry migrates the schema from version `index` to `index + 1`.
-const MIGRATIONS: &[&str] = &[
-    // 1: secrets, audit chain, runs, webhook deliveries.
-    r#"
-    CREATE TABLE meta (
-        key   TEXT PRIMARY KEY,
-        value BLOB NOT NULL
-    ) STRICT;
-    CREATE TABLE secrets (
-        id          INTEGER PRIMARY KEY,
-        scope       TEXT NOT NULL CHECK (scope IN ('team', 'personal')),
-        owner       TEXT NOT NULL,           -- '' for team secrets
-        name        TEXT NOT NULL,
-        description TEXT,
-        version     INTEGER NOT NULL,
-        nonce       BLOB NOT NULL,
-        ciphertext  BLOB NOT NULL,
-        created_at  TEXT NOT NULL,
-        created_by  TEXT NOT NULL,
-        updated_at  TEXT NOT NULL,
-        updated_by  TEXT NOT NULL,
-        UNIQUE (scope, owner, name)
-    ) STRICT;
-    CREATE TABLE audit (
-        seq       INTEGER PRIMARY KEY,
-        at        TEXT NOT NULL,
-        actor     TEXT,
-        action    TEXT NOT NULL,
-        detail    TEXT NOT NULL,
-        prev_hash TEXT NOT NULL,
-        hash      TEXT NOT NULL
-    ) STRICT;
-    CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
-        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-    CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
-        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-    CREATE TABLE runs (
-        id          TEXT PRIMARY KEY,
-        agent       TEXT NOT NULL,
-        trigger     TEXT NOT NULL,
-        member      TEXT,
-        pid         INTEGER,                 -- the supervisor process that runs it
-        status      TEXT NOT NULL,
-        exit_code   INTEGER,
-        signal      INTEGER,
-        reason      TEXT,
-        started_at  TEXT NOT NULL,
-        ended_at    TEXT,
-        log_bytes   INTEGER NOT NULL DEFAULT 0,
-        redactions  INTEGER NOT NULL DEFAULT 0,
-        detail      TEXT NOT NULL DEFAULT '{}'
-    ) STRICT;
-    CREATE INDEX runs_by_agent ON runs (agent, id);
-    CREATE INDEX runs_by_status ON runs (status);
-    CREATE TABLE deliveries (
-        source  TEXT NOT NULL,
-        key     TEXT NOT NULL,
-        seen_at INTEGER NOT NULL,
-        PRIMARY KEY (source, key)
-    ) STRICT;
-    CREATE INDEX deliveries_by_age ON deliveries (seen_at);
-    "#,
-    // 2: a keyed, sealed audit chain. `subject` names the secret an entry
-    // is about (for the newest entry about a secret); the seal (one row)
-    // names the last entry and the sum of the secret rows' fingerprints.
-    // Existing chains are sealed the first time the key opens the store.
-    r#"
-    ALTER TABLE audit ADD COLUMN subject TEXT;
-    CREATE INDEX audit_by_subject ON audit (subject, seq) WHERE subject IS NOT NULL;
-    CREATE TABLE audit_seal (
-        id      INTEGER PRIMARY KEY CHECK (id = 1),
-        anchor  INTEGER NOT NULL,   -- the first entry authenticated with the audit key
-        seq     INTEGER NOT NULL,   -- the last entry
-        hash    TEXT NOT NULL,      -- its MAC
-        secrets TEXT NOT NULL,      -- sum of the secret rows' fingerprints
-        mac     TEXT NOT NULL       -- HMAC of the above under the audit key
-    ) STRICT;
-    "#,
-    // 3: a secret whose value a run's output showed (redacted): the last such run, when,
-    // and how many runs since the value was last set.
-    r#"
-    ALTER TABLE secrets ADD COLUMN leaked_run TEXT;
-    ALTER TABLE secrets ADD COLUMN leaked_at TEXT;
-    ALTER TABLE secrets ADD COLUMN leaked_runs INTEGER NOT NULL DEFAULT 0;
-    "#,
-];
+/// This process's id among the nodes that share a store: fresh at each
+/// start, the same for every handle the process opens.
+pub fn node_id() -> &'static str {
+    static NODE: OnceLock<String> = OnceLock::new();
+    NODE.get_or_init(|| {
+        let mut bytes = [0u8; 8];
+        getrandom::fill(&mut bytes).unwrap_or_else(|_| {
+            // Without randomness, time and pid still tell processes apart.
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64);
+            bytes = (t ^ u64::from(std::process::id())).to_be_bytes();
+        });
+        hex::encode(bytes)
+    })
+}
 
-/// Whether a write must be on disk before it returns.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Sync {
-    /// On disk at the next synced commit or checkpoint.
-    Normal,
-    /// The write-ahead log is synced as the transaction commits.
-    Full,
+/// The database behind a store.
+pub(crate) enum Backend {
+    Sqlite(Sqlite),
+    Postgres(Box<Postgres>),
+}
+
+impl Backend {
+    pub(crate) fn read<T: Send>(
+        &mut self,
+        f: impl FnOnce(&mut dyn Tx) -> Result<T> + Send,
+    ) -> Result<T> {
+        match self {
+            Backend::Sqlite(db) => db.read(f),
+            Backend::Postgres(db) => db.read(f),
+        }
+    }
+
+    pub(crate) fn write<T: Send>(
+        &mut self,
+        sync: Sync,
+        appends: Appends,
+        f: impl FnOnce(&mut dyn Tx) -> Result<T> + Send,
+    ) -> Result<T> {
+        match self {
+            Backend::Sqlite(db) => db.write(sync, f),
+            Backend::Postgres(db) => db.write(sync, appends, f),
+        }
+    }
 }
 
 /// An open store. Metadata operations work without the master key; sealing
 /// and opening values need it.
 pub struct Store {
-    pub(crate) conn: Connection,
+    pub(crate) db: Backend,
     pub(crate) cipher: Option<Cipher>,
     pub(crate) audit_key: Option<AuditKey>,
-    path: PathBuf,
+    location: Location,
 }
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store")
-            .field("path", &self.path)
+            .field("location", &self.location.describe())
             .field("unlocked", &self.cipher.is_some())
             .finish()
     }
 }
 
 impl Store {
-    /// Creates the state directory (0700) and the database (0600) if they
-    /// are missing, migrates the schema, and records the key check on first
-    /// use. Idempotent: a second call with the same key changes nothing.
+    /// [`Store::init_at`] for SQLite in `state_dir`.
     pub fn init(state_dir: &Path, key: &MasterKey) -> Result<Store> {
-        create_private_dir(state_dir)?;
-        let path = state_dir.join(DB_FILE);
-        if !path.exists() {
-            OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&path)
-                .map_err(|e| StoreError::io("create", &path, e))?;
+        Store::init_at(&Location::Sqlite(state_dir.to_owned()), key)
+    }
+
+    /// [`Store::open_at`] for SQLite in `state_dir`.
+    pub fn open(state_dir: &Path, key: Option<&MasterKey>) -> Result<Store> {
+        Store::open_at(&Location::Sqlite(state_dir.to_owned()), key)
+    }
+
+    /// Creates the store if it is missing (SQLite: the state directory,
+    /// 0700, and the database, 0600; PostgreSQL: the schema in the given,
+    /// possibly empty, database), migrates it, and records the key check on
+    /// first use. Idempotent: a second call with the same key changes nothing.
+    pub fn init_at(location: &Location, key: &MasterKey) -> Result<Store> {
+        if let Location::Sqlite(dir) = location {
+            ensure_private_dir(dir)?;
+            Sqlite::create(dir)?;
         }
-        let mut store = Store::connect(&path)?;
-        store.migrate()?;
+        let mut store = Store::connect(location)?;
         let cipher = Cipher::new(key);
         let audit = AuditKey::derive(key);
-        write_tx(&mut store.conn, Sync::Full, |tx| {
-            let existing: Option<Vec<u8>> = tx
-                .query_row("SELECT value FROM meta WHERE key = 'key_check'", [], |r| {
-                    r.get(0)
-                })
-                .optional()?;
-            match existing {
-                Some(check) if cipher.read_key_check(&check).is_none() => Err(StoreError::WrongKey),
-                Some(_) => Ok(()),
-                None => {
-                    tx.execute(
-                        "INSERT INTO meta (key, value) VALUES ('key_check', ?1)",
-                        [cipher.key_check()?],
-                    )?;
-                    crate::seal::seal_new(tx, &audit)
-                }
+        let first = |tx: &mut dyn Tx| match tx.meta("key_check")? {
+            Some(check) if cipher.read_key_check(&check).is_none() => Err(StoreError::WrongKey),
+            Some(_) => Ok(()),
+            None => {
+                tx.set_meta("key_check", &cipher.key_check()?)?;
+                crate::seal::seal_new(tx, &audit)
             }
-        })?;
+        };
+        match &mut store.db {
+            Backend::Sqlite(db) => db.write(Sync::Full, first)?,
+            // Nodes initialising an empty database at once: one of them does.
+            Backend::Postgres(db) => db.exclusive(first)?,
+        }
         store.unlock(key)?;
         // A store that lost its key check to a power cut would refuse its key.
         store.checkpoint()?;
@@ -192,17 +151,47 @@ impl Store {
 
     /// Opens an existing store. With a key, checks that it is this store's
     /// key ([`StoreError::WrongKey`] otherwise).
-    pub fn open(state_dir: &Path, key: Option<&MasterKey>) -> Result<Store> {
-        let path = state_dir.join(DB_FILE);
-        if !path.exists() {
-            return Err(StoreError::StoreMissing { path });
+    pub fn open_at(location: &Location, key: Option<&MasterKey>) -> Result<Store> {
+        let mut store = Store::connect(location)?;
+        if let Backend::Postgres(_) = store.db {
+            // An empty database is no store yet.
+            let initialised = store.db.read(|tx| Ok(tx.meta("key_check")?.is_some()))?;
+            if !initialised {
+                return Err(StoreError::NotInitialised {
+                    place: location.describe(),
+                });
+            }
         }
-        let mut store = Store::connect(&path)?;
-        store.migrate()?;
         if let Some(key) = key {
             store.unlock(key)?;
         }
         Ok(store)
+    }
+
+    /// [`Store::open_at`] as another node than this process (tests that
+    /// play several nodes in one process).
+    #[cfg(test)]
+    pub(crate) fn open_as(location: &Location, key: &MasterKey, node: &str) -> Result<Store> {
+        let mut store = Store::connect_as(location, node)?;
+        store.unlock(key)?;
+        Ok(store)
+    }
+
+    fn connect(location: &Location) -> Result<Store> {
+        Store::connect_as(location, node_id())
+    }
+
+    fn connect_as(location: &Location, node: &str) -> Result<Store> {
+        let db = match location {
+            Location::Sqlite(dir) => Backend::Sqlite(Sqlite::open(dir)?),
+            Location::Postgres(pg) => Backend::Postgres(Box::new(Postgres::open(pg, node)?)),
+        };
+        Ok(Store {
+            db,
+            cipher: None,
+            audit_key: None,
+            location: location.clone(),
+        })
     }
 
     /// Adds the master key to an open store after checking it. A store
@@ -211,22 +200,17 @@ impl Store {
     pub fn unlock(&mut self, key: &MasterKey) -> Result<()> {
         let cipher = Cipher::new(key);
         let audit = AuditKey::derive(key);
-        match self.key_check(&cipher)? {
+        let check = self.db.read(|tx| tx.meta("key_check"))?;
+        match check.and_then(|c| cipher.read_key_check(&c)) {
             None => return Err(StoreError::WrongKey),
             Some(KeyCheck::Sealed) => {}
             Some(KeyCheck::Unsealed) => {
-                write_tx(&mut self.conn, Sync::Full, |tx| {
+                self.db.write(Sync::Full, Appends::Yes, |tx| {
                     // Another process may have sealed it while we waited.
-                    let check: Vec<u8> =
-                        tx.query_row("SELECT value FROM meta WHERE key = 'key_check'", [], |r| {
-                            r.get(0)
-                        })?;
+                    let check = tx.meta("key_check")?.unwrap_or_default();
                     if cipher.read_key_check(&check) == Some(KeyCheck::Unsealed) {
                         crate::seal::anchor_existing(tx, &audit)?;
-                        tx.execute(
-                            "UPDATE meta SET value = ?1 WHERE key = 'key_check'",
-                            [cipher.key_check()?],
-                        )?;
+                        tx.set_meta("key_check", &cipher.key_check()?)?;
                     }
                     Ok(())
                 })?;
@@ -237,167 +221,66 @@ impl Store {
         Ok(())
     }
 
-    fn key_check(&self, cipher: &Cipher) -> Result<Option<KeyCheck>> {
-        let check: Option<Vec<u8>> = self
-            .conn
-            .query_row("SELECT value FROM meta WHERE key = 'key_check'", [], |r| {
-                r.get(0)
-            })
-            .optional()?;
-        Ok(check.and_then(|c| cipher.read_key_check(&c)))
-    }
-
-    /// Copies the write-ahead log into the database, syncs both, and empties
-    /// the log. Afterwards every committed change is on disk, and no earlier
-    /// version of a page (a deleted or replaced ciphertext) is left in the
-    /// log. Waits for readers of older snapshots; if one outlasts the busy
-    /// timeout, what it still reads stays in the log until the next call.
-    ///
-    /// A checkpoint that other processes keep from finishing (a reader of an
-    /// older snapshot, or writers that keep the log busy) is tried again
-    /// until [`CHECKPOINT_PATIENCE`] has passed, then reported as
-    /// [`StoreError::CheckpointBusy`]: never ignored.
+    /// Makes every committed change durable and, on SQLite, empties the
+    /// write-ahead log, so that no earlier version of a changed row (a
+    /// deleted or replaced ciphertext) is left in it. PostgreSQL's commits
+    /// of such changes are durable already ([`Sync::Full`]); what it keeps
+    /// of older row versions is described in the README.
     pub fn checkpoint(&self) -> Result<()> {
-        let deadline = std::time::Instant::now() + CHECKPOINT_PATIENCE;
-        let mut pause = Duration::from_millis(2);
-        loop {
-            // (busy, frames in the log, frames copied into the database).
-            let (busy, log, copied): (i64, i64, i64) =
-                self.conn
-                    .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
-                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                    })?;
-            if busy == 0 {
-                return Ok(());
-            }
-            if std::time::Instant::now() >= deadline {
-                return Err(StoreError::CheckpointBusy {
-                    path: self.path.clone(),
-                    left: (log - copied).max(0),
-                });
-            }
-            std::thread::sleep(pause);
-            pause = (pause * 2).min(Duration::from_millis(100));
+        match &self.db {
+            Backend::Sqlite(db) => db.checkpoint(),
+            Backend::Postgres(_) => Ok(()),
         }
     }
 
-    /// The database file.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Where the store lives.
+    pub fn location(&self) -> &Location {
+        &self.location
+    }
+
+    /// The store as it may be shown: the database file, or the PostgreSQL
+    /// database without its password.
+    pub fn describe(&self) -> String {
+        match &self.db {
+            Backend::Sqlite(db) => db.path.display().to_string(),
+            Backend::Postgres(db) => db.place().to_owned(),
+        }
+    }
+
+    /// Whether several supervisors may share this store.
+    pub fn is_shared(&self) -> bool {
+        self.location.is_shared()
     }
 
     pub(crate) fn cipher(&self) -> Result<&Cipher> {
         self.cipher.as_ref().ok_or(StoreError::KeyRequired)
     }
 
-    pub(crate) fn audit_key(&self) -> Result<&AuditKey> {
-        self.audit_key.as_ref().ok_or(StoreError::KeyRequired)
-    }
-
-    /// Runs `f` in one write transaction that may append audit entries
-    /// (see [`write_tx`]): it needs the master key.
-    pub(crate) fn write<T>(
+    /// Runs `f` in one write transaction that appends audit entries: it
+    /// needs the master key, and holds the seal from its start.
+    pub(crate) fn write<T: Send>(
         &mut self,
         sync: Sync,
-        f: impl FnOnce(&rusqlite::Transaction<'_>, &AuditKey) -> Result<T>,
+        f: impl FnOnce(&mut dyn Tx, &AuditKey) -> Result<T> + Send,
     ) -> Result<T> {
         let key = self.audit_key.as_ref().ok_or(StoreError::KeyRequired)?;
-        write_tx(&mut self.conn, sync, |tx| f(tx, key))
+        self.db.write(sync, Appends::Yes, |tx| f(tx, key))
     }
 
-    fn connect(path: &Path) -> Result<Store> {
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX
-                | OpenFlags::SQLITE_OPEN_URI,
-        )?;
-        conn.busy_timeout(BUSY_TIMEOUT)?;
-        let mode: String =
-            conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(StoreError::Corrupt(format!(
-                "could not switch the database to WAL mode (got {mode})"
-            )));
+    /// The SQLite connection, for tests that play an attacker with write
+    /// access to the file.
+    #[cfg(test)]
+    pub(crate) fn conn(&self) -> &rusqlite::Connection {
+        match &self.db {
+            Backend::Sqlite(db) => &db.conn,
+            Backend::Postgres(_) => panic!("not a SQLite store"),
         }
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        // Freed pages are overwritten, so nothing deleted lingers in the file.
-        conn.pragma_update(None, "secure_delete", "ON")?;
-        // Commits do not wait for the disk (synchronous=NORMAL), and closing
-        // does not copy the log into the database either: that checkpoint
-        // cost a short-lived command (every `supervisor run`) four fsyncs,
-        // most of its time. The log stays short instead (a commit copies it
-        // back once it grows past WAL_AUTOCHECKPOINT pages), and the writes
-        // that must be on disk at once call `checkpoint`.
-        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
-        conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT)?;
-        Ok(Store {
-            conn,
-            cipher: None,
-            audit_key: None,
-            path: path.to_owned(),
-        })
-    }
-
-    fn migrate(&mut self) -> Result<()> {
-        let known = MIGRATIONS.len() as i64;
-        let current: i64 = self
-            .conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))?;
-        if current > known {
-            return Err(StoreError::SchemaTooNew {
-                path: self.path.clone(),
-                found: current,
-                known,
-            });
-        }
-        if current == known {
-            return Ok(());
-        }
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        // Another process may have migrated while we waited for the lock.
-        let current: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        for (version, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
-            tx.execute_batch(sql)?;
-            tx.pragma_update(None, "user_version", version as i64 + 1)?;
-        }
-        tx.commit()?;
-        self.checkpoint()
     }
 }
 
-/// Runs `f` in an IMMEDIATE transaction: the write lock is taken at the
-/// start, so concurrent writers queue (busy timeout) instead of failing
-/// halfway, and the audit chain sees a stable tail. With [`Sync::Full`] the
-/// commit returns once the write-ahead log is on disk (one fsync).
-pub(crate) fn write_tx<T>(
-    conn: &mut Connection,
-    sync: Sync,
-    f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>,
-) -> Result<T> {
-    if sync == Sync::Full {
-        conn.pragma_update(None, "synchronous", "FULL")?;
-    }
-    let out = (|| {
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let out = f(&tx)?;
-        tx.commit()?;
-        Ok(out)
-    })();
-    if sync == Sync::Full {
-        let restored = conn.pragma_update(None, "synchronous", "NORMAL");
-        if out.is_ok() {
-            restored?;
-        }
-    }
-    out
-}
-
-/// Creates `dir` (and parents) with mode 0700, and tightens an existing one.
-pub fn create_private_dir(dir: &Path) -> Result<()> {
+/// Makes sure `dir` exists and is private: creates it (and parents) with
+/// mode 0700, or tightens an existing one to 0700.
+pub fn ensure_private_dir(dir: &Path) -> Result<()> {
     DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -438,7 +321,7 @@ mod tests {
         let len = || std::fs::metadata(&wal).map_or(0, |m| m.len());
         assert_eq!(len(), 0, "init ends with a checkpoint");
         s.write(Sync::Normal, |tx, _| {
-            tx.execute("INSERT INTO meta (key, value) VALUES ('probe', x'00')", [])?;
+            tx.set_meta("probe", &[0])?;
             Ok(())
         })
         .unwrap();
@@ -448,7 +331,7 @@ mod tests {
         s.checkpoint().unwrap();
         assert_eq!(len(), 0);
         let probe: Vec<u8> = s
-            .conn
+            .conn()
             .query_row("SELECT value FROM meta WHERE key = 'probe'", [], |r| {
                 r.get(0)
             })
@@ -482,7 +365,7 @@ mod tests {
     fn newer_schema_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::init(dir.path(), &MasterKey::from_bytes([1; 32])).unwrap();
-        s.conn.pragma_update(None, "user_version", 99).unwrap();
+        s.conn().pragma_update(None, "user_version", 99).unwrap();
         drop(s);
         assert!(matches!(
             Store::open(dir.path(), None),

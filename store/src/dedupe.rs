@@ -1,15 +1,18 @@
 //! Deliveries already handled, so that a webhook retried by its sender (or
 //! replayed by someone else) starts at most one run, across restarts.
 //!
-//! Claims live in a database file of their own (`deliveries.db`, beside the
-//! store), written only by the daemon: no command holding the store's write
-//! lock can delay a claim, and a claim is on disk (synced) before the
-//! request that made it is answered. Each source prunes its own claims with
-//! its own window.
+//! On SQLite, claims live in a database file of their own
+//! (`deliveries.db`, beside the store), written only by the daemon: no
+//! command holding the store's write lock can delay a claim. On PostgreSQL
+//! they live in the shared database, on a connection of their own, so that
+//! every node sees every claim (`postgres::claims`). Either way a claim is
+//! on disk (synced) before the request that made it is answered, and each
+//! source prunes its own claims with its own window.
 //!
 //! A claim may carry its work (the verified request body) until the run it
 //! promised is recorded: a daemon that dies in between finds it at its next
-//! start and takes it up again, so an answered delivery is not lost.
+//! start and takes it up again (on PostgreSQL, a live node adopts it once
+//! the dead node's lease has run out), so an answered delivery is not lost.
 
 use std::fs::OpenOptions;
 use std::os::unix::fs::OpenOptionsExt;
@@ -18,6 +21,8 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior, params};
 
+use crate::db::{Backend, Location, node_id};
+use crate::postgres::{Postgres, claims};
 use crate::{Result, Store, StoreError};
 
 /// The file name of the claims database inside the state directory.
@@ -58,19 +63,45 @@ pub struct Pending {
 
 /// The daemon's record of claimed deliveries.
 pub struct Deliveries {
-    conn: Connection,
-    path: PathBuf,
+    inner: Inner,
+}
+
+enum Inner {
+    Sqlite { conn: Connection, path: PathBuf },
+    Postgres(Box<Postgres>),
 }
 
 impl std::fmt::Debug for Deliveries {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Deliveries")
-            .field("path", &self.path)
-            .finish()
+        let place = match &self.inner {
+            Inner::Sqlite { path, .. } => path.display().to_string(),
+            Inner::Postgres(db) => db.place().to_owned(),
+        };
+        f.debug_struct("Deliveries").field("place", &place).finish()
     }
 }
 
 impl Deliveries {
+    /// Opens the claims of a store at `location`: `deliveries.db` in
+    /// `state_dir` beside a SQLite store, the shared tables (on a
+    /// connection of their own) of a PostgreSQL one.
+    pub fn open_at(location: &Location, state_dir: &Path) -> Result<Deliveries> {
+        match location {
+            Location::Sqlite(_) => Deliveries::open(state_dir),
+            Location::Postgres(pg) => Ok(Deliveries {
+                inner: Inner::Postgres(Box::new(Postgres::open(pg, node_id())?)),
+            }),
+        }
+    }
+
+    /// The claims of a PostgreSQL store, as another node than this process.
+    #[cfg(test)]
+    pub(crate) fn open_as(location: &crate::PgLocation, node: &str) -> Result<Deliveries> {
+        Ok(Deliveries {
+            inner: Inner::Postgres(Box::new(Postgres::open(location, node)?)),
+        })
+    }
+
     /// Opens (creating, 0600) `deliveries.db` in `state_dir`.
     pub fn open(state_dir: &Path) -> Result<Deliveries> {
         let path = state_dir.join(DELIVERIES_FILE);
@@ -84,23 +115,17 @@ impl Deliveries {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(StoreError::io("create", &path, e)),
         }
-        let conn = Connection::open_with_flags(
+        let conn = crate::sqlite::open_wal(
             &path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
-        let mode: String =
-            conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(StoreError::Corrupt(format!(
-                "could not switch {} to WAL mode (got {mode})",
-                path.display()
-            )));
-        }
         // Every claim is a promise to the sender: synced as it commits.
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.execute_batch(SCHEMA)?;
-        Ok(Deliveries { conn, path })
+        Ok(Deliveries {
+            inner: Inner::Sqlite { conn, path },
+        })
     }
 
     /// Claims a delivery of `source` known by every one of `keys` (such as
@@ -142,9 +167,14 @@ impl Deliveries {
         ttl_secs: i64,
         work: Option<(&str, &[u8])>,
     ) -> Result<bool> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let conn = match &mut self.inner {
+            Inner::Sqlite { conn, .. } => conn,
+            Inner::Postgres(db) => {
+                return db
+                    .call(|c, ctx| claims::claim(c, ctx, source, keys, now_unix, ttl_secs, work));
+            }
+        };
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute(
             "DELETE FROM deliveries WHERE source = ?1 AND seen_at < ?2",
             params![source, now_unix - ttl_secs],
@@ -172,7 +202,11 @@ impl Deliveries {
     /// The run a claim promised is recorded (or nothing was to run): its
     /// work is dropped; the claim stays, for dedupe.
     pub fn finish(&mut self, source: &str, key: &str) -> Result<()> {
-        self.conn.execute(
+        let conn = match &mut self.inner {
+            Inner::Sqlite { conn, .. } => conn,
+            Inner::Postgres(db) => return db.call(|c, _| claims::finish(c, source, key)),
+        };
+        conn.execute(
             "DELETE FROM pending WHERE source = ?1 AND key = ?2",
             params![source, key],
         )?;
@@ -180,12 +214,40 @@ impl Deliveries {
     }
 
     /// Claimed deliveries whose runs were never recorded (their daemon died
-    /// first), oldest first.
-    pub fn pending(&self) -> Result<Vec<Pending>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT source, key, meta, body FROM pending ORDER BY at, rowid")?;
+    /// first), oldest first. On PostgreSQL, those of nodes whose lease ran
+    /// out, which this node adopts (it must hold a lease itself).
+    pub fn pending(&mut self) -> Result<Vec<Pending>> {
+        let conn = match &mut self.inner {
+            Inner::Sqlite { conn, .. } => conn,
+            Inner::Postgres(db) => return db.call(claims::adopt),
+        };
+        let mut stmt =
+            conn.prepare("SELECT source, key, meta, body FROM pending ORDER BY at, rowid")?;
         let rows = stmt.query_map([], |r| {
+            Ok(Pending {
+                source: r.get(0)?,
+                key: r.get(1)?,
+                meta: r.get(2)?,
+                body: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Claims of this daemon (on PostgreSQL: of this node) that still hold
+    /// their work `age_secs` after they were made: their runs were never
+    /// recorded, or never queued. Oldest first.
+    pub fn stale(&mut self, now_unix: i64, age_secs: i64) -> Result<Vec<Pending>> {
+        let conn = match &mut self.inner {
+            Inner::Sqlite { conn, .. } => conn,
+            Inner::Postgres(db) => {
+                return db.call(|c, ctx| claims::stale(c, ctx, now_unix - age_secs));
+            }
+        };
+        let mut stmt = conn.prepare(
+            "SELECT source, key, meta, body FROM pending WHERE at < ?1 ORDER BY at, rowid",
+        )?;
+        let rows = stmt.query_map([now_unix - age_secs], |r| {
             Ok(Pending {
                 source: r.get(0)?,
                 key: r.get(1)?,
@@ -199,7 +261,11 @@ impl Deliveries {
     /// Gives a claim back (every key of it), so that the sender's retry is
     /// accepted: the run it promised could not be queued.
     pub fn release(&mut self, source: &str, keys: &[&str]) -> Result<()> {
-        let tx = self.conn.transaction()?;
+        let conn = match &mut self.inner {
+            Inner::Sqlite { conn, .. } => conn,
+            Inner::Postgres(db) => return db.call(|c, _| claims::release(c, source, keys)),
+        };
+        let tx = conn.transaction()?;
         for key in keys {
             tx.execute(
                 "DELETE FROM deliveries WHERE source = ?1 AND key = ?2",
@@ -217,7 +283,13 @@ impl Deliveries {
     /// Takes over the claims that earlier versions kept in the store, so
     /// that an upgrade forgets no delivery within its window.
     pub fn take_over(&mut self, store: &mut Store) -> Result<usize> {
-        let mut stmt = store
+        let (Inner::Sqlite { conn: mine, .. }, Backend::Sqlite(db)) =
+            (&mut self.inner, &mut store.db)
+        else {
+            // A PostgreSQL store never kept claims anywhere else.
+            return Ok(0);
+        };
+        let mut stmt = db
             .conn
             .prepare("SELECT source, key, seen_at FROM deliveries")?;
         let rows: Vec<(String, String, i64)> = stmt
@@ -227,7 +299,7 @@ impl Deliveries {
         if rows.is_empty() {
             return Ok(0);
         }
-        let tx = self.conn.transaction()?;
+        let tx = mine.transaction()?;
         for (source, key, seen_at) in &rows {
             tx.execute(
                 "INSERT OR IGNORE INTO deliveries (source, key, seen_at) VALUES (?1, ?2, ?3)",
@@ -235,28 +307,22 @@ impl Deliveries {
             )?;
         }
         tx.commit()?;
-        store.conn.execute("DELETE FROM deliveries", [])?;
+        db.conn.execute("DELETE FROM deliveries", [])?;
         Ok(rows.len())
     }
 }
 
 #[cfg(test)]
 mod tests {
+    //! What only the SQLite claims file does; the rest is in the backend suite.
     use super::*;
     use crate::MasterKey;
 
     #[test]
-    fn a_delivery_is_claimed_once_within_its_window() {
+    fn the_claims_file_is_private() {
         let dir = tempfile::tempdir().unwrap();
         let mut d = Deliveries::open(dir.path()).unwrap();
         assert!(d.claim("slack", &["Ev1"], 1000, 3600).unwrap());
-        assert!(!d.claim("slack", &["Ev1"], 1001, 3600).unwrap());
-        assert!(d.claim("linear", &["Ev1"], 1001, 3600).unwrap());
-        drop(d);
-        let mut d = Deliveries::open(dir.path()).unwrap();
-        assert!(!d.claim("slack", &["Ev1"], 2000, 3600).unwrap());
-        // After the window the entry is pruned.
-        assert!(d.claim("slack", &["Ev1"], 1000 + 3601, 3600).unwrap());
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(dir.path().join(DELIVERIES_FILE))
             .unwrap()
@@ -266,90 +332,10 @@ mod tests {
     }
 
     #[test]
-    fn each_source_prunes_with_its_own_window() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut d = Deliveries::open(dir.path()).unwrap();
-        assert!(d.claim("linear", &["L1"], 1000, 86_400).unwrap());
-        // A webhook claim with a 15-minute window, much later, prunes only
-        // webhook claims: Linear's day-long window holds.
-        assert!(d.claim("webhook", &["W1"], 1000 + 3600, 900).unwrap());
-        assert!(!d.claim("linear", &["L1"], 1000 + 3601, 86_400).unwrap());
-    }
-
-    #[test]
-    fn a_delivery_known_by_two_keys_is_a_duplicate_by_either() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut d = Deliveries::open(dir.path()).unwrap();
-        assert!(
-            d.claim("linear", &["sig:a", "delivery:1"], 1000, 600)
-                .unwrap()
-        );
-        // The same signed body under a new delivery id, or under none.
-        assert!(
-            !d.claim("linear", &["sig:a", "delivery:2"], 1001, 600)
-                .unwrap()
-        );
-        assert!(!d.claim("linear", &["sig:a"], 1001, 600).unwrap());
-        // A refused claim claimed nothing: delivery 2 is still free.
-        assert!(
-            d.claim("linear", &["sig:b", "delivery:2"], 1002, 600)
-                .unwrap()
-        );
-    }
-
-    #[test]
-    fn a_claim_keeps_its_work_until_finished_or_released() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut d = Deliveries::open(dir.path()).unwrap();
-        assert!(
-            d.claim_work("webhook", &["alerts:s1"], 1000, 900, "alerts", b"{}")
-                .unwrap()
-        );
-        assert!(
-            d.claim_work("slack", &["Ev1"], 1001, 3600, "", b"body")
-                .unwrap()
-        );
-        // A duplicate keeps nothing new.
-        assert!(
-            !d.claim_work("slack", &["Ev1"], 1002, 3600, "", b"other")
-                .unwrap()
-        );
-        drop(d);
-        let mut d = Deliveries::open(dir.path()).unwrap();
-        let pending = d.pending().unwrap();
-        assert_eq!(pending.len(), 2);
-        assert_eq!(
-            (
-                pending[0].source.as_str(),
-                pending[0].meta.as_str(),
-                &pending[0].body[..]
-            ),
-            ("webhook", "alerts", &b"{}"[..])
-        );
-        assert_eq!(pending[1].body, b"body");
-        d.finish("slack", "Ev1").unwrap();
-        d.release("webhook", &["alerts:s1"]).unwrap();
-        assert!(d.pending().unwrap().is_empty());
-        // Finished is still claimed; released is not.
-        assert!(!d.claim("slack", &["Ev1"], 1003, 3600).unwrap());
-        assert!(d.claim("webhook", &["alerts:s1"], 1003, 900).unwrap());
-    }
-
-    #[test]
-    fn a_released_claim_can_be_claimed_again() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut d = Deliveries::open(dir.path()).unwrap();
-        assert!(d.claim("webhook", &["W1"], 1000, 900).unwrap());
-        d.release("webhook", &["W1"]).unwrap();
-        assert!(d.claim("webhook", &["W1"], 1001, 900).unwrap());
-        assert!(!d.claim("webhook", &["W1"], 1002, 900).unwrap());
-    }
-
-    #[test]
     fn claims_kept_in_the_store_by_earlier_versions_are_taken_over() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Store::init(dir.path(), &MasterKey::from_bytes([8; 32])).unwrap();
-        s.conn
+        s.conn()
             .execute(
                 "INSERT INTO deliveries (source, key, seen_at) VALUES ('linear', 'delivery:x', 5000)",
                 [],

@@ -45,13 +45,21 @@ pub enum StoreError {
     #[error("no store at {path}")]
     StoreMissing { path: PathBuf },
     #[error(
-        "the store at {path} was written by a newer supervisor (schema {found}, this one knows {known})"
+        "the store at {place} was written by a newer supervisor (schema {found}, this one knows {known})"
     )]
     SchemaTooNew {
-        path: PathBuf,
+        place: String,
         found: i64,
         known: i64,
     },
+    #[error("the [store] url is not usable: {0}")]
+    BadUrl(String),
+    #[error("the database {place} cannot be reached: {reason}")]
+    Unreachable { place: String, reason: String },
+    #[error("the database {place} refused the connection: {reason}")]
+    Refused { place: String, reason: String },
+    #[error("the database {place} holds no store yet")]
+    NotInitialised { place: String },
     #[error("a {scope} secret named `{name}` already exists")]
     SecretExists { scope: String, name: String },
     #[error("no {scope} secret named `{name}`")]
@@ -82,6 +90,8 @@ pub enum StoreError {
     },
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("database error: {0}")]
+    Postgres(#[from] postgres::Error),
     #[error("the system random generator failed: {0}")]
     Random(String),
     #[error("stored data is malformed: {0}")]

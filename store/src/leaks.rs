@@ -3,13 +3,12 @@
 //! audit entry (`secret.leak`). Names, versions and counts only, never a value.
 
 use chrono::{DateTime, Utc};
-use rusqlite::params;
 use serde::Serialize;
 use serde_json::json;
 use supervisor_config::SecretName;
 
 use crate::audit::{RowChange, append};
-use crate::db::Sync;
+use crate::backend::{SecretId, Sync};
 use crate::secrets::Scope;
 use crate::time::{format_time, now};
 use crate::{Result, Store};
@@ -19,13 +18,9 @@ use crate::{Result, Store};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Leak {
     pub run: String,
-    #[serde(serialize_with = "rfc3339")]
+    #[serde(serialize_with = "crate::time::rfc3339")]
     pub at: DateTime<Utc>,
     pub runs: i64,
-}
-
-fn rfc3339<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&format_time(*t))
 }
 
 /// A secret a run received, whose value its output showed `hits` times.
@@ -55,11 +50,12 @@ impl Store {
         let at = format_time(now());
         self.write(Sync::Normal, |tx, key| {
             for l in leaks {
-                let marked = tx.execute(
-                    "UPDATE secrets SET leaked_run = ?5, leaked_at = ?6, leaked_runs = leaked_runs + 1
-                     WHERE scope = ?1 AND owner = ?2 AND name = ?3 AND version = ?4",
-                    params![l.scope.kind(), l.scope.owner_column(), l.name.as_str(), l.version, run, at],
-                )?;
+                let id = SecretId {
+                    scope: l.scope.kind(),
+                    owner: l.scope.owner_column(),
+                    name: l.name.as_str(),
+                };
+                let marked = tx.mark_leak(id, l.version, run, &at)?;
                 // No subject: the newest entry about a secret stays its last
                 // row change, and the leak columns are not part of a row's
                 // fingerprint.
@@ -78,10 +74,7 @@ impl Store {
                         "current": marked == 1,
                     }),
                     None,
-                    RowChange {
-                        removed: None,
-                        added: None,
-                    },
+                    RowChange::default(),
                 )?;
             }
             Ok(())
@@ -173,7 +166,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::init(dir.path(), &MasterKey::from_bytes([5; 32])).unwrap();
         // Back to schema 2, as a store made before leak marks existed.
-        s.conn
+        s.conn()
             .execute_batch(
                 "ALTER TABLE secrets DROP COLUMN leaked_run;
                  ALTER TABLE secrets DROP COLUMN leaked_at;

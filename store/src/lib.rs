@@ -23,6 +23,8 @@
 #![forbid(unsafe_code)]
 
 mod audit;
+mod backend;
+mod cluster;
 mod crypto;
 mod db;
 mod dedupe;
@@ -30,18 +32,24 @@ mod error;
 mod evidence;
 mod key;
 mod leaks;
+mod postgres;
 mod runs;
 mod seal;
 mod secrets;
+mod sqlite;
+#[cfg(test)]
+mod suite;
 mod time;
 
 pub use audit::AuditEntry;
-pub use db::{Store, create_private_dir};
+pub use cluster::{Firing, Queued, Reaped};
+pub use db::{DB_FILE, Location, Store, ensure_private_dir, node_id};
 pub use dedupe::{Deliveries, Pending};
 pub use error::StoreError;
 pub use evidence::AuditVerdict;
 pub use key::{KEY_LEN, MasterKey};
 pub use leaks::{Leak, LeakReport};
+pub use postgres::PgLocation;
 pub use runs::{RunFilter, RunRecord, RunStatus};
 pub use secrets::{MAX_VALUE_LEN, OpenedSecret, Scope, SecretMeta, validate_value};
 pub use time::{format_time, now};

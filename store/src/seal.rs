@@ -8,11 +8,11 @@
 //! row restored, inserted or removed outside the supervisor changes the sum;
 //! the culprit is named from the newest keyed audit entry about it.
 
-use rusqlite::Connection;
 use serde_json::json;
 
-use crate::audit::{RowChange, append, current_head, latest_about, tail, write_seal};
-use crate::evidence::{AuditKey, GENESIS, Head, Row, RowSum, Stored, secret_subject};
+use crate::audit::{RowChange, all_entries, append, current_head, latest_about, write_seal};
+use crate::backend::{SecretRow, Tx};
+use crate::evidence::{AuditKey, GENESIS, Head, Row, RowSum, secret_subject};
 use crate::{Result, StoreError};
 
 /// The fingerprint of a secret row.
@@ -42,7 +42,7 @@ pub(crate) struct LastWrite {
 
 /// The newest keyed record of a secret's row, if the log has one.
 pub(crate) fn last_write(
-    conn: &Connection,
+    tx: &mut dyn Tx,
     key: &AuditKey,
     anchor: i64,
     scope: &str,
@@ -50,13 +50,13 @@ pub(crate) fn last_write(
     name: &str,
 ) -> Result<Option<LastWrite>> {
     let subject = secret_subject(scope, owner, name);
-    let Some(entry) = latest_about(conn, key, anchor, &subject)? else {
+    let Some(entry) = latest_about(tx, key, anchor, &subject)? else {
         return Ok(None);
     };
     Ok(Some(read_last_write(&entry)?))
 }
 
-fn read_last_write(entry: &Stored) -> Result<LastWrite> {
+fn read_last_write(entry: &crate::evidence::Stored) -> Result<LastWrite> {
     if entry.action == "secret.delete" {
         return Ok(LastWrite {
             seq: entry.seq,
@@ -78,10 +78,10 @@ fn read_last_write(entry: &Stored) -> Result<LastWrite> {
 }
 
 /// Seals a new, empty store: nothing before the anchor.
-pub(crate) fn seal_new(conn: &Connection, key: &AuditKey) -> Result<()> {
-    let (seq, hash) = tail(conn)?;
+pub(crate) fn seal_new(tx: &mut dyn Tx, key: &AuditKey) -> Result<()> {
+    let (seq, hash) = tx.tail()?;
     write_seal(
-        conn,
+        tx,
         key,
         &Head {
             anchor: seq + 1,
@@ -96,21 +96,16 @@ pub(crate) fn seal_new(conn: &Connection, key: &AuditKey) -> Result<()> {
 /// transaction: the keyed part starts after its last entry with an
 /// `audit.anchor` entry that says how the old part checked, then one
 /// `secret.seal` entry per secret row, which the rows are held to from now on.
-pub(crate) fn anchor_existing(conn: &Connection, key: &AuditKey) -> Result<()> {
-    let legacy = legacy_verdict(conn)?;
-    seal_new(conn, key)?;
-    let (last, _) = tail(conn)?;
-    let mut stmt = conn.prepare("SELECT scope, owner, name, version, nonce FROM secrets")?;
-    let rows: Vec<(String, String, String, i64, Vec<u8>)> = stmt
-        .query_map([], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-        })?
-        .collect::<rusqlite::Result<_>>()?;
+pub(crate) fn anchor_existing(tx: &mut dyn Tx, key: &AuditKey) -> Result<()> {
+    let legacy = legacy_verdict(tx)?;
+    seal_new(tx, key)?;
+    let (last, _) = tx.tail()?;
+    let rows = tx.secret_rows()?;
     if last == 0 && rows.is_empty() {
         return Ok(());
     }
     append(
-        conn,
+        tx,
         key,
         None,
         "audit.anchor",
@@ -123,10 +118,17 @@ pub(crate) fn anchor_existing(conn: &Connection, key: &AuditKey) -> Result<()> {
         None,
         RowChange::default(),
     )?;
-    for (scope, owner, name, version, nonce) in rows {
+    for SecretRow {
+        scope,
+        owner,
+        name,
+        version,
+        nonce,
+    } in rows
+    {
         let fp = fingerprint(key, &scope, &owner, &name, version, &nonce);
         append(
-            conn,
+            tx,
             key,
             None,
             "secret.seal",
@@ -148,23 +150,12 @@ pub(crate) fn anchor_existing(conn: &Connection, key: &AuditKey) -> Result<()> {
 }
 
 /// How the unkeyed chain checks, in words, before it is sealed over.
-fn legacy_verdict(conn: &Connection) -> Result<String> {
-    let mut stmt = conn.prepare(
-        "SELECT seq, at, actor, action, detail, prev_hash, hash FROM audit ORDER BY seq",
-    )?;
-    let mut rows = stmt.query([])?;
+fn legacy_verdict(tx: &mut dyn Tx) -> Result<String> {
     let (mut expected, mut prev) = (1i64, GENESIS.to_owned());
-    while let Some(r) = rows.next()? {
-        let e = Stored {
-            seq: r.get(0)?,
-            at: r.get(1)?,
-            actor: r.get(2)?,
-            action: r.get(3)?,
-            detail: r.get(4)?,
-            prev_hash: r.get(5)?,
-            hash: r.get(6)?,
-            subject: None,
-        };
+    for e in all_entries(tx) {
+        let mut e = e?;
+        // Entries of an unkeyed chain were hashed without a subject.
+        e.subject = None;
         if e.seq != expected || e.prev_hash != prev || e.fields().legacy_hash() != e.hash {
             return Ok(format!("broken at entry {expected}"));
         }
@@ -192,25 +183,22 @@ struct Culprit {
 /// `wanted` (`(scope, owner, name)`; `None` for every secret) whose row is
 /// not the one last written.
 pub(crate) fn check_rows(
-    conn: &Connection,
+    tx: &mut dyn Tx,
     key: &AuditKey,
     wanted: Option<&[(&str, &str, &str)]>,
 ) -> Result<()> {
-    let head = current_head(conn, key)?;
-    let mut stmt = conn.prepare_cached("SELECT scope, owner, name, version, nonce FROM secrets")?;
-    let rows: Vec<(String, String, String, i64, Vec<u8>)> = stmt
-        .query_map([], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-        })?
-        .collect::<rusqlite::Result<_>>()?;
+    let head = current_head(tx, key)?;
+    let rows = tx.secret_rows()?;
     let mut sum = RowSum::default();
-    for (scope, owner, name, version, nonce) in &rows {
-        sum.add(&fingerprint(key, scope, owner, name, *version, nonce));
+    for r in &rows {
+        sum.add(&fingerprint(
+            key, &r.scope, &r.owner, &r.name, r.version, &r.nonce,
+        ));
     }
     if sum.to_hex() == head.secrets {
         return Ok(());
     }
-    let culprits = culprits(conn, key, head.anchor, &rows)?;
+    let culprits = culprits(tx, key, head.anchor, &rows)?;
     if culprits.is_empty() {
         return Err(StoreError::Evidence(
             "the secret rows do not match the sum that the audit seal records".into(),
@@ -237,10 +225,10 @@ fn describe(scope: &str, owner: &str) -> String {
 
 /// Every secret whose row differs from its newest audit entry.
 fn culprits(
-    conn: &Connection,
+    tx: &mut dyn Tx,
     key: &AuditKey,
     anchor: i64,
-    rows: &[(String, String, String, i64, Vec<u8>)],
+    rows: &[SecretRow],
 ) -> Result<Vec<Culprit>> {
     let culprit =
         |scope: &str, owner: &str, name: &str, reason: String, membership: bool| Culprit {
@@ -253,9 +241,16 @@ fn culprits(
             membership,
         };
     let mut found = Vec::new();
-    for (scope, owner, name, version, nonce) in rows {
+    for SecretRow {
+        scope,
+        owner,
+        name,
+        version,
+        nonce,
+    } in rows
+    {
         let fp = fingerprint(key, scope, owner, name, *version, nonce);
-        let (reason, membership) = match last_write(conn, key, anchor, scope, owner, name)? {
+        let (reason, membership) = match last_write(tx, key, anchor, scope, owner, name)? {
             None => (
                 "its row is in no audit entry: it was added outside the supervisor".to_owned(),
                 true,
@@ -287,12 +282,7 @@ fn culprits(
         found.push(culprit(scope, owner, name, reason, membership));
     }
     // Secrets the log says exist whose rows are gone.
-    let mut stmt =
-        conn.prepare("SELECT subject FROM audit WHERE subject IS NOT NULL GROUP BY subject")?;
-    let subjects: Vec<String> = stmt
-        .query_map([], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    for subject in subjects {
+    for subject in tx.subjects()? {
         let mut parts = subject.splitn(4, ':').skip(1);
         let (Some(scope), Some(owner), Some(name)) = (parts.next(), parts.next(), parts.next())
         else {
@@ -300,14 +290,14 @@ fn culprits(
         };
         let present = rows
             .iter()
-            .any(|(s, o, n, _, _)| s == scope && o == owner && n == name);
+            .any(|r| r.scope == scope && r.owner == owner && r.name == name);
         if present {
             continue;
         }
         if let Some(LastWrite {
             seq,
             row: Some((_, version)),
-        }) = last_write(conn, key, anchor, scope, owner, name)?
+        }) = last_write(tx, key, anchor, scope, owner, name)?
         {
             found.push(culprit(
                 scope,

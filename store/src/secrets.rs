@@ -2,15 +2,14 @@
 //! reading gives metadata only, except [`Store::open_secrets`].
 
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, Row, Transaction, params};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use serde_json::json;
 use supervisor_config::SecretName;
 
 use crate::audit::{RowChange, append, current_head};
+use crate::backend::{Appends, MetaRow, NewSecret, SecretId, Sync, Tx};
 use crate::crypto::Binding;
-use crate::db::{Sync, write_tx};
 use crate::evidence::{AuditKey, secret_subject};
 use crate::leaks::Leak;
 use crate::seal::{LastWrite, check_rows, fingerprint, last_write};
@@ -73,10 +72,10 @@ pub struct SecretMeta {
     pub owner: Option<String>,
     pub description: Option<String>,
     pub version: i64,
-    #[serde(serialize_with = "rfc3339")]
+    #[serde(serialize_with = "crate::time::rfc3339")]
     pub created_at: DateTime<Utc>,
     pub created_by: String,
-    #[serde(serialize_with = "rfc3339")]
+    #[serde(serialize_with = "crate::time::rfc3339")]
     pub updated_at: DateTime<Utc>,
     pub updated_by: String,
     /// Set when a run's output showed the value (redacted); cleared when it is updated.
@@ -85,10 +84,6 @@ pub struct SecretMeta {
 
 fn scope_kind<S: serde::Serializer>(scope: &Scope, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(scope.kind())
-}
-
-fn rfc3339<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&format_time(*t))
 }
 
 /// A value opened for a run. No `Debug` of the value, no `Clone`.
@@ -133,28 +128,6 @@ pub fn validate_value(value: &SecretString) -> Result<()> {
     Ok(())
 }
 
-const META_COLUMNS: &str = "scope, owner, name, description, version, created_at, created_by, updated_at, updated_by, leaked_run, leaked_at, leaked_runs";
-
-/// The columns of [`META_COLUMNS`], in order.
-fn meta_from_row(r: &Row<'_>) -> rusqlite::Result<MetaRow> {
-    MetaRow::try_from(r)
-}
-
-type MetaRow = (
-    String,
-    String,
-    String,
-    Option<String>,
-    i64,
-    String,
-    String,
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    i64,
-);
-
 fn meta_from_tuple(t: MetaRow) -> Result<SecretMeta> {
     let (
         kind,
@@ -193,21 +166,16 @@ fn meta_from_tuple(t: MetaRow) -> Result<SecretMeta> {
     })
 }
 
-pub(crate) fn find(
-    tx: &Transaction<'_>,
-    scope: &Scope,
-    name: &SecretName,
-) -> Result<Option<SecretMeta>> {
-    let row = tx
-        .query_row(
-            &format!(
-                "SELECT {META_COLUMNS} FROM secrets WHERE scope = ?1 AND owner = ?2 AND name = ?3"
-            ),
-            params![scope.kind(), scope.owner_column(), name.as_str()],
-            meta_from_row,
-        )
-        .optional()?;
-    row.map(meta_from_tuple).transpose()
+fn id<'a>(scope: &'a Scope, name: &'a SecretName) -> SecretId<'a> {
+    SecretId {
+        scope: scope.kind(),
+        owner: scope.owner_column(),
+        name: name.as_str(),
+    }
+}
+
+fn find(tx: &mut dyn Tx, scope: &Scope, name: &SecretName) -> Result<Option<SecretMeta>> {
+    tx.secret(id(scope, name))?.map(meta_from_tuple).transpose()
 }
 
 fn audit_detail(meta: &SecretMeta, row: Option<&[u8; 32]>) -> serde_json::Value {
@@ -230,7 +198,7 @@ fn subject(scope: &Scope, name: &SecretName) -> String {
 /// The newest keyed record of this secret's row (what the seal's sum holds
 /// for it), whatever the row itself says now.
 fn recorded(
-    tx: &Transaction<'_>,
+    tx: &mut dyn Tx,
     key: &AuditKey,
     scope: &Scope,
     name: &SecretName,
@@ -278,14 +246,39 @@ impl Store {
             // leaves the seal's sum as this one replaces it.
             let removed = recorded(tx, key, scope, name)?.and_then(|w| w.row.map(|(fp, _)| fp));
             let t = format_time(now());
-            tx.execute(
-                "INSERT INTO secrets (scope, owner, name, description, version, nonce, ciphertext, created_at, created_by, updated_at, updated_by)
-                 VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6, ?7, ?8, ?7, ?8)",
-                params![scope.kind(), scope.owner_column(), name.as_str(), description, &nonce[..], ct, t, actor],
+            tx.insert_secret(
+                id(scope, name),
+                &NewSecret {
+                    description,
+                    version: 1,
+                    nonce: &nonce,
+                    ciphertext: &ct,
+                    at: &t,
+                    actor,
+                },
             )?;
-            let meta = find(tx, scope, name)?.ok_or_else(|| StoreError::Corrupt("row vanished".into()))?;
-            let fp = fingerprint(key, scope.kind(), scope.owner_column(), name.as_str(), 1, &nonce);
-            append(tx, key, Some(actor), "secret.create", &audit_detail(&meta, Some(&fp)), Some(&subject(scope, name)), RowChange { removed, added: Some(fp) })?;
+            let meta =
+                find(tx, scope, name)?.ok_or_else(|| StoreError::Corrupt("row vanished".into()))?;
+            let fp = fingerprint(
+                key,
+                scope.kind(),
+                scope.owner_column(),
+                name.as_str(),
+                1,
+                &nonce,
+            );
+            append(
+                tx,
+                key,
+                Some(actor),
+                "secret.create",
+                &audit_detail(&meta, Some(&fp)),
+                Some(&subject(scope, name)),
+                RowChange {
+                    removed,
+                    added: Some(fp),
+                },
+            )?;
             Ok(meta)
         })?;
         // On disk before the caller says so, and no replaced or deleted
@@ -308,7 +301,7 @@ impl Store {
         validate_value(value)?;
         let cipher = self.cipher.as_ref().ok_or(StoreError::KeyRequired)?;
         let key = self.audit_key.as_ref().ok_or(StoreError::KeyRequired)?;
-        let meta = write_tx(&mut self.conn, Sync::Full, |tx| {
+        let meta = self.db.write(Sync::Full, Appends::Yes, |tx| {
             let Some(meta) = find(tx, scope, name)? else {
                 return Err(StoreError::SecretNotFound {
                     scope: scope.describe(),
@@ -326,11 +319,16 @@ impl Store {
                     version,
                 },
             )?;
-            tx.execute(
-                "UPDATE secrets SET version = ?4, nonce = ?5, ciphertext = ?6, description = COALESCE(?7, description), updated_at = ?8, updated_by = ?9,
-                 leaked_run = NULL, leaked_at = NULL, leaked_runs = 0
-                 WHERE scope = ?1 AND owner = ?2 AND name = ?3",
-                params![scope.kind(), scope.owner_column(), name.as_str(), version, &nonce[..], ct, description, format_time(now()), actor],
+            tx.update_secret(
+                id(scope, name),
+                &NewSecret {
+                    description,
+                    version,
+                    nonce: &nonce,
+                    ciphertext: &ct,
+                    at: &format_time(now()),
+                    actor,
+                },
             )?;
             let meta =
                 find(tx, scope, name)?.ok_or_else(|| StoreError::Corrupt("row vanished".into()))?;
@@ -364,16 +362,10 @@ impl Store {
 
     /// Fails with the error a write would give when the secret's presence is
     /// not as `exists` says: lets a command check before asking for a value.
-    pub fn expect_secret(&self, scope: &Scope, name: &SecretName, exists: bool) -> Result<()> {
+    pub fn expect_secret(&mut self, scope: &Scope, name: &SecretName, exists: bool) -> Result<()> {
         let found = self
-            .conn
-            .query_row(
-                "SELECT 1 FROM secrets WHERE scope = ?1 AND owner = ?2 AND name = ?3",
-                params![scope.kind(), scope.owner_column(), name.as_str()],
-                |_| Ok(()),
-            )
-            .optional()?
-            .is_some();
+            .db
+            .read(|tx| Ok(tx.secret(id(scope, name))?.is_some()))?;
         match (found, exists) {
             (true, false) => Err(StoreError::SecretExists {
                 scope: scope.describe(),
@@ -404,10 +396,7 @@ impl Store {
                 });
             };
             let removed = recorded(tx, key, scope, name)?.and_then(|w| w.row.map(|(fp, _)| fp));
-            tx.execute(
-                "DELETE FROM secrets WHERE scope = ?1 AND owner = ?2 AND name = ?3",
-                params![scope.kind(), scope.owner_column(), name.as_str()],
-            )?;
+            tx.delete_secret(id(scope, name))?;
             append(
                 tx,
                 key,
@@ -429,12 +418,9 @@ impl Store {
     }
 
     /// Metadata of every secret, team first, then personal by owner, by name.
-    pub fn list_secrets(&self) -> Result<Vec<SecretMeta>> {
-        let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {META_COLUMNS} FROM secrets ORDER BY scope DESC, owner, name"
-        ))?;
-        let rows = stmt.query_map([], meta_from_row)?;
-        rows.map(|r| meta_from_tuple(r?)).collect()
+    pub fn list_secrets(&mut self) -> Result<Vec<SecretMeta>> {
+        let rows = self.db.read(|tx| tx.list_secrets())?;
+        rows.into_iter().map(meta_from_tuple).collect()
     }
 
     /// Opens the values of exactly these secrets, for a run. The caller
@@ -446,29 +432,31 @@ impl Store {
     /// even of the same version), and any secret put back, added or removed
     /// outside the supervisor (which changes what the scope rule decided),
     /// fails the call with [`StoreError::Tampered`] naming that secret.
-    pub fn open_secrets(&self, wanted: &[(Scope, SecretName)]) -> Result<Vec<OpenedSecret>> {
-        let cipher = self.cipher()?;
-        let ids: Vec<(&str, &str, &str)> = wanted
-            .iter()
-            .map(|(scope, name)| (scope.kind(), scope.owner_column(), name.as_str()))
-            .collect();
-        check_rows(&self.conn, self.audit_key()?, Some(&ids))?;
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT version, nonce, ciphertext FROM secrets WHERE scope = ?1 AND owner = ?2 AND name = ?3",
-        )?;
-        wanted
-            .iter()
-            .map(|(scope, name)| {
-                let (version, nonce, ct): (i64, Vec<u8>, Vec<u8>) = stmt
-                    .query_row(
-                        params![scope.kind(), scope.owner_column(), name.as_str()],
-                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                    )
-                    .optional()?
-                    .ok_or_else(|| StoreError::SecretNotFound {
+    pub fn open_secrets(&mut self, wanted: &[(Scope, SecretName)]) -> Result<Vec<OpenedSecret>> {
+        let cipher = self.cipher.as_ref().ok_or(StoreError::KeyRequired)?;
+        let key = self.audit_key.as_ref().ok_or(StoreError::KeyRequired)?;
+        let sealed = self.db.read(|tx| {
+            let ids: Vec<(&str, &str, &str)> = wanted
+                .iter()
+                .map(|(scope, name)| (scope.kind(), scope.owner_column(), name.as_str()))
+                .collect();
+            check_rows(tx, key, Some(&ids))?;
+            let ids: Vec<SecretId<'_>> = wanted.iter().map(|(s, n)| id(s, n)).collect();
+            wanted
+                .iter()
+                .zip(tx.sealed_values(&ids)?)
+                .map(|((scope, name), row)| {
+                    row.ok_or_else(|| StoreError::SecretNotFound {
                         scope: scope.describe(),
                         name: name.to_string(),
-                    })?;
+                    })
+                })
+                .collect::<Result<Vec<_>>>()
+        })?;
+        wanted
+            .iter()
+            .zip(sealed)
+            .map(|((scope, name), (version, nonce, ct))| {
                 let binding = Binding {
                     scope: scope.kind(),
                     owner: scope.owner_column(),
@@ -492,6 +480,3 @@ impl Store {
             .collect()
     }
 }
-
-#[cfg(test)]
-mod tests;

@@ -16,3 +16,19 @@ pub(crate) fn parse_time(s: &str) -> crate::Result<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
         .map_err(|_| crate::StoreError::Corrupt(format!("bad timestamp `{s}`")))
 }
+
+/// Serde helpers: a time (`serialize_with = "rfc3339"`) or an optional one
+/// (`"rfc3339_opt"`) as [`format_time`] writes it.
+pub(crate) fn rfc3339<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format_time(*t))
+}
+
+pub(crate) fn rfc3339_opt<S: serde::Serializer>(
+    t: &Option<DateTime<Utc>>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => rfc3339(t, s),
+        None => s.serialize_none(),
+    }
+}

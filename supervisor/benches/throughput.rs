@@ -17,17 +17,16 @@
 
 mod common;
 
-use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use secrecy::SecretString;
 use supervisor::redact::Redactor;
 use supervisor_tests::{Team, binary};
 
-use common::{Rng, log_output, values};
+use common::{Rng, Sink, env_number, log_output, time, values};
 
 fn main() {
     let mib = env_number("THROUGHPUT_BENCH_MB", 200);
@@ -125,8 +124,8 @@ fn main() {
         stats.push((best, median));
         println!(
             "{name:<40} {:>10} {:>10} {:>10.0}",
-            ms(best),
-            ms(median),
+            ms1(best),
+            ms1(median),
             size / best.as_secs_f64() / 1e6
         );
     }
@@ -144,39 +143,6 @@ fn main() {
     }
 }
 
-#[derive(Clone, Copy, PartialEq)]
-enum Sink {
-    Pipe,
-    Null,
-}
-
-/// Wall time of `cmd` from spawn to exit with its output read to the end; the output too
-/// when `keep`.
-fn time(mut cmd: Command, sink: Sink, keep: bool) -> (Duration, Vec<u8>) {
-    cmd.stdin(Stdio::null()).stderr(Stdio::null());
-    cmd.stdout(match sink {
-        Sink::Pipe => Stdio::piped(),
-        Sink::Null => Stdio::null(),
-    });
-    let start = Instant::now();
-    let mut child = cmd.spawn().expect("spawn");
-    let mut kept = Vec::new();
-    if let Some(mut out) = child.stdout.take() {
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            match out.read(&mut buf).expect("read the output") {
-                0 => break,
-                n if keep => kept.extend_from_slice(&buf[..n]),
-                _ => {}
-            }
-        }
-    }
-    let status = child.wait().expect("wait");
-    let wall = start.elapsed();
-    assert!(status.success(), "{status}");
-    (wall, kept)
-}
-
 /// Removes the run logs, so that the page cache holds the same as before each round.
 fn clear_logs(dir: &Path) {
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
@@ -184,13 +150,6 @@ fn clear_logs(dir: &Path) {
     }
 }
 
-fn env_number(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn ms(d: Duration) -> String {
+fn ms1(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1e3)
 }

@@ -36,6 +36,7 @@ pub struct Cli {
 
 /// Flags that every command takes, before or after the command's name.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct Global {
     /// The config file [default: ./supervisor.toml]
     #[arg(long, global = true, env = "SUPERVISOR_CONFIG", value_name = "FILE")]
@@ -78,6 +79,11 @@ pub enum Command {
     /// In local mode the agent is a child of this process.
     Run(RunArgs),
     /// Show which secrets a run would receive, without starting anything
+    ///
+    /// By default: a run by you, through the trigger named (cli unless
+    /// --trigger says otherwise), which is what `supervisor run` gives you.
+    /// The answer says whom it assumed. Cron and webhook runs have nobody
+    /// behind them.
     Scope(ScopeArgs),
     /// Run as a service: the control socket, webhooks, cron schedules, /healthz and /metrics
     ///
@@ -97,14 +103,14 @@ pub enum Command {
     /// then exits 1 (after listing every schedule).
     Schedules {
         /// Print JSON: an array of {name, agent, cron, timezone, overlap,
-        /// next (RFC 3339 with offset), error (when it cannot fire)}
+        /// next (RFC 3339 with offset), error (null when it can fire)}
         #[arg(long)]
         json: bool,
     },
     /// Past and current runs: your own (admins: every run)
     #[command(subcommand)]
     Runs(RunsCommand),
-    /// The hash-chained audit log of secret changes and runs (admins)
+    /// The keyed, sealed audit log of secret changes and runs (admins)
     #[command(subcommand)]
     Audit(AuditCommand),
     /// Check the config file
@@ -114,6 +120,7 @@ pub enum Command {
     ///
     /// For example: `supervisor completions bash > /etc/bash_completion.d/supervisor`
     Completions {
+        /// The shell to complete for
         #[arg(value_enum)]
         shell: Shell,
     },
@@ -138,12 +145,19 @@ pub enum SecretCommand {
     /// Example: `printf %s "$TOKEN" | supervisor secret create --team --name GITHUB_TOKEN`
     Create(WriteArgs),
     /// Replace a secret's value (its version goes up by one): the way to rotate
+    ///
+    /// The value is read as for `create`; the description is kept unless
+    /// --description gives a new one.
     Update(WriteArgs),
-    /// Delete a secret
+    /// Delete a secret and overwrite its stored ciphertext
+    ///
+    /// Runs that already received it keep it until they end. In local mode
+    /// this needs the master key, as every change the audit log records does.
     Delete(TargetArgs),
     /// List secrets: names, scopes, when they changed; never values
     List {
-        /// Print JSON (an array of objects) instead of a table
+        /// Print JSON: an array of {name, scope, owner, description,
+        /// version, created_at, created_by, updated_at, updated_by, leak}
         #[arg(long)]
         json: bool,
         /// Include every member's personal secrets (admins only)
@@ -156,10 +170,11 @@ pub enum SecretCommand {
 #[derive(Debug, Args)]
 #[command(group = clap::ArgGroup::new("scope").required(true).args(["team", "personal"]))]
 pub struct TargetArgs {
-    /// A team secret: every run receives it (admins only)
+    /// A team secret, which every run receives (admins only)
     #[arg(long)]
     pub team: bool,
-    /// A personal secret: only runs you start receive it
+    /// A personal secret, which only the owner's runs receive (yours, or
+    /// --member's)
     #[arg(long)]
     pub personal: bool,
     /// The name, which is also the environment variable the agent sees
@@ -178,9 +193,14 @@ pub struct WriteArgs {
     /// What the secret is for (shown by `secret list`)
     #[arg(long, value_name = "TEXT")]
     pub description: Option<String>,
-    /// Read the value from this file, byte for byte (no newline is stripped)
+    /// Read the value from this file, byte for byte (a line break at its
+    /// end is kept, with a warning, unless --strip-newline)
     #[arg(long, value_name = "FILE")]
     pub value_file: Option<PathBuf>,
+    /// Remove the line breaks (LF, CR LF) at the end of a value read from
+    /// standard input or --value-file, such as the one `echo` adds
+    #[arg(long)]
+    pub strip_newline: bool,
 }
 
 #[derive(Debug, Args)]
@@ -193,22 +213,29 @@ pub struct RunArgs {
     /// Show what the run would receive and start nothing
     #[arg(long)]
     pub dry_run: bool,
-    /// With --dry-run: print JSON; otherwise print the run record as JSON at the end
+    /// With --dry-run: print what the run would receive as JSON (as
+    /// `scope --json`); otherwise print the run's record as JSON when it ends
     #[arg(long)]
     pub json: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct ScopeArgs {
-    /// The agent
+    /// The agent (see `supervisor config check`)
     pub agent: String,
-    /// The kind of trigger to evaluate
-    #[arg(long, value_parser = parse_trigger, default_value = "cli")]
+    /// What starts the run: cli, slack, linear, cron or webhook
+    #[arg(long, value_parser = parse_trigger, default_value = "cli", value_name = "KIND")]
     pub trigger: TriggerKind,
-    /// The member behind the run (none: a run without a user, as cron's)
-    #[arg(long, value_name = "NAME")]
+    /// Whose run: another member's (admins; yours by default). Ignored for
+    /// cron and webhook runs, which have nobody behind them
+    #[arg(long, value_name = "NAME", conflicts_with = "nobody")]
     pub member: Option<String>,
-    /// Print JSON: an array of {name, scope, owner, version, shadows}
+    /// A run with nobody behind it (team secrets only), as Slack or Linear
+    /// start for unknown users with `unknown_users = "team-only"`
+    #[arg(long)]
+    pub nobody: bool,
+    /// Print JSON: {agent, trigger, member (null: nobody), secrets: [{name,
+    /// scope, owner, version, shadows}], missing}
     #[arg(long)]
     pub json: bool,
 }
@@ -221,6 +248,7 @@ fn parse_trigger(s: &str) -> Result<TriggerKind, String> {
 pub enum RunsCommand {
     /// List runs, newest first
     List {
+        /// Print JSON: an array of run records (as `runs show --json`)
         #[arg(long)]
         json: bool,
         /// Only runs of this agent
@@ -234,6 +262,9 @@ pub enum RunsCommand {
     Show {
         /// The run id, or a unique prefix of it
         id: String,
+        /// Print JSON: {id, agent, trigger, member, status, code, signal,
+        /// reason, secret, exit_code, started_at, ended_at, log_bytes,
+        /// redactions, detail}
         #[arg(long)]
         json: bool,
     },
@@ -241,6 +272,10 @@ pub enum RunsCommand {
     Logs {
         /// The run id, or a unique prefix of it
         id: String,
+        /// Print JSON: {id, log (the text, null when the run never started
+        /// an agent)}
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -248,20 +283,37 @@ pub enum RunsCommand {
 pub enum AuditCommand {
     /// Show audit entries, oldest first
     List {
+        /// Print JSON: an array of {seq, at, actor, action, detail,
+        /// prev_hash, hash}
         #[arg(long)]
         json: bool,
         /// Only the newest N entries
         #[arg(long, value_name = "N")]
         limit: Option<usize>,
     },
-    /// Check the hash chain; exit 1 naming the first entry that breaks it
-    Verify,
+    /// Check the keyed chain and its seal; exit 1 naming what is wrong
+    Verify {
+        /// Print JSON: {intact, entries, sealed, keyed_from, entry, problem,
+        /// hint} (exit 1 all the same when it does not hold)
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// Validate the config and print a summary; exit 1 on any error
-    Check,
+    ///
+    /// Every problem of the file is reported at once, each with its line,
+    /// column and a hint, schedules' cron expressions and time zones
+    /// included; then what this host offers for containing each agent.
+    Check {
+        /// Print JSON: {path, valid, problems: [{file, line, column,
+        /// message, hint}], and when valid: team, state_dir, socket,
+        /// members, agents, containment, warnings, schedules}
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[cfg(test)]
@@ -272,6 +324,31 @@ mod tests {
     #[test]
     fn the_cli_is_well_formed() {
         Cli::command().debug_assert();
+    }
+
+    /// `--help` explains every command, flag and argument.
+    #[test]
+    fn every_command_flag_and_argument_has_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let silent = arg.get_help().is_none() && arg.get_long_help().is_none();
+                if silent && !arg.is_hide_set() {
+                    missing.push(format!("{path} {}", arg.get_id()));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                let path = format!("{path} {}", sub.get_name());
+                if sub.get_about().is_none() {
+                    missing.push(path.clone());
+                }
+                walk(sub, &path, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        let mut cli = Cli::command();
+        cli.build();
+        walk(&cli, "supervisor", &mut missing);
+        assert!(missing.is_empty(), "without help: {missing:?}");
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use supervisor_config::Config;
-use supervisor_store::{MasterKey, Store};
+use supervisor_store::{Location, MasterKey, PgLocation, Store};
 
 use crate::cli::Global;
 use crate::fail::Failure;
@@ -26,6 +26,13 @@ impl Context {
     /// `$STATE_DIRECTORY`, else `state` beside the config file.
     pub fn load(global: &Global) -> Result<Context> {
         let config = Config::load(&config_path(global)?)?;
+        Ok(Context::with_config(global, config))
+    }
+
+    /// [`Context::load`], with every schedule's cron expression and time
+    /// zone checked too (`config check` and the daemon, which would run them).
+    pub fn load_checked(global: &Global) -> Result<Context> {
+        let config = Config::load_with(&config_path(global)?, &supervisor_triggers::CronCheck)?;
         Ok(Context::with_config(global, config))
     }
 
@@ -60,10 +67,23 @@ impl Context {
         Ok(MasterKey::load(&self.key_file, creds.as_deref())?)
     }
 
+    /// Where the store lives: SQLite in the state directory, or the
+    /// PostgreSQL database that `[store] url` points to.
+    pub fn location(&self) -> Result<Location> {
+        match &self.config.store.url {
+            None => Ok(Location::Sqlite(self.state_dir.clone())),
+            Some(reference) => {
+                let url = crate::credentials::resolve(reference, "[store] url")?;
+                let pg = PgLocation::parse(&url, self.config.store.lease())?;
+                Ok(Location::Postgres(Box::new(pg)))
+            }
+        }
+    }
+
     /// The store, with the master key when `unlocked`.
     pub fn store(&self, unlocked: bool) -> Result<Store> {
         let key = if unlocked { Some(self.key()?) } else { None };
-        Ok(Store::open(&self.state_dir, key.as_ref())?)
+        Ok(Store::open_at(&self.location()?, key.as_ref())?)
     }
 }
 

@@ -118,6 +118,10 @@ fn store_hint(e: &StoreError) -> Option<String> {
         StoreError::Tampered { .. } => "the store was modified outside the supervisor; `supervisor audit verify` checks the log, and `supervisor secret update` stores a fresh value".into(),
         StoreError::Evidence(_) => "someone without the master key wrote to the store; `supervisor audit verify` names what is wrong".into(),
         StoreError::CheckpointBusy { .. } => "run the command again once the other readers of the store (a long `runs list`, a backup) have finished".into(),
+        StoreError::Unreachable { .. } => "check that the database server runs and that this host may reach it (host, port, firewall); commands and runs wait for nothing: try again once it answers".into(),
+        StoreError::Refused { .. } => "check the user, password and database name in the URL that [store] url points to".into(),
+        StoreError::NotInitialised { .. } => "run `supervisor init` once (from any node, with the team's master key) to create the store in it".into(),
+        StoreError::BadUrl(_) => "[store] url must point to a file, variable or credential holding postgres://USER:PASSWORD@HOST:PORT/DATABASE".into(),
         StoreError::KeyRequired => "this command writes to the audit log, which needs the master key: run it where `key_file` (or $CREDENTIALS_DIRECTORY/master.key) is readable".into(),
         _ => return None,
     })

@@ -3,8 +3,14 @@
 //! socket), the run path (scope rule, isolated spawn, redaction) and the
 //! daemon.
 //!
-//! `main.rs` only calls [`main_with_args`]; everything else lives here so
-//! that it can be tested.
+//! `main.rs` only calls [`main_with_args`], and `bin/supervisor-daemon.rs`
+//! only [`daemon_main`]; everything else lives here so that it can be tested.
+//!
+//! Two binaries, so that the command people and agents start many times a
+//! day does not carry the daemon (HTTP, Slack, Linear, metrics): that code
+//! is half the program, and a binary pays for all of its code at every
+//! start (the loader relocates it, and its pages are faulted in).
+//! `supervisor serve` executes `supervisor-daemon`, installed beside it.
 
 mod backend;
 pub mod cli;
@@ -23,6 +29,7 @@ pub mod scope;
 mod socket;
 pub mod spawn;
 mod when;
+mod wording;
 
 use std::process::ExitCode;
 
@@ -80,17 +87,13 @@ fn dispatch(cli: Cli) -> Result<u8> {
             completions(shell);
             return Ok(0);
         }
-        Command::Serve => {
-            daemon::serve(&cli.global)?;
-            return Ok(0);
-        }
+        Command::Serve => return Err(exec_daemon()),
         Command::Init => {
             commands::init::run(&Context::load(&cli.global)?)?;
             return Ok(0);
         }
-        Command::Config(ConfigCommand::Check) => {
-            commands::config::check(&Context::load(&cli.global)?)?;
-            return Ok(0);
+        Command::Config(ConfigCommand::Check { json }) => {
+            return commands::config::check(&cli.global, json);
         }
         Command::Schedules { json } => {
             commands::schedules::list(&Context::load(&cli.global)?, json)?;
@@ -109,6 +112,49 @@ fn dispatch(cli: Cli) -> Result<u8> {
     })
 }
 
+/// The daemon's binary, beside this one.
+pub const DAEMON_BINARY: &str = "supervisor-daemon";
+
+/// Replaces this process with the daemon's binary, same arguments and
+/// environment (and so the same pid, which systemd's notify protocol wants).
+/// Returns only on failure.
+fn exec_daemon() -> anyhow::Error {
+    use std::os::unix::process::CommandExt;
+    let daemon = match std::env::current_exe() {
+        Ok(exe) => exe.with_file_name(DAEMON_BINARY),
+        Err(e) => return anyhow::anyhow!("finding this program's own path: {e}"),
+    };
+    let error = std::process::Command::new(&daemon)
+        .args(std::env::args_os().skip(1))
+        .exec();
+    fail::Failure::new(format!("cannot start {}: {error}", daemon.display()))
+        .hint(format!(
+            "`supervisor serve` runs `{DAEMON_BINARY}`, installed in the same directory as `supervisor`"
+        ))
+        .into()
+}
+
+/// `supervisor-daemon`: `supervisor serve`, which is all this binary does.
+pub fn daemon_main() -> ExitCode {
+    if let Err(e) = spawn::harden_self() {
+        eprintln!("error: could not protect this process's memory: {e}");
+        return ExitCode::from(1);
+    }
+    let cli = Cli::parse();
+    let served = match cli.command {
+        Command::Serve => daemon::serve(&cli.global),
+        _ => Err(fail::Failure::new(format!(
+            "{DAEMON_BINARY} only serves; the other commands are `supervisor`'s"
+        ))
+        .hint("run `supervisor serve`, or `supervisor --help` for the rest")
+        .into()),
+    };
+    match served {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => ExitCode::from(fail::report(&err)),
+    }
+}
+
 fn requests(backend: &mut Backend, command: Command) -> Result<u8> {
     match command {
         Command::Secret(SecretCommand::Create(a)) => commands::secret::create(backend, &a)?,
@@ -120,14 +166,16 @@ fn requests(backend: &mut Backend, command: Command) -> Result<u8> {
         Command::Audit(AuditCommand::List { json, limit }) => {
             commands::audit::list(backend, json, limit)?
         }
-        Command::Audit(AuditCommand::Verify) => commands::audit::verify(backend)?,
+        Command::Audit(AuditCommand::Verify { json }) => {
+            return commands::audit::verify(backend, json);
+        }
         Command::Run(a) => return commands::run::run(backend, &a),
         Command::Scope(a) => return commands::run::scope(backend, &a),
         Command::Runs(RunsCommand::List { json, agent, limit }) => {
             commands::runs::list(backend, json, agent.as_deref(), limit)?
         }
         Command::Runs(RunsCommand::Show { id, json }) => commands::runs::show(backend, &id, json)?,
-        Command::Runs(RunsCommand::Logs { id }) => commands::runs::logs(backend, &id)?,
+        Command::Runs(RunsCommand::Logs { id, json }) => commands::runs::logs(backend, &id, json)?,
         Command::Completions { .. }
         | Command::Serve
         | Command::Init

@@ -1,5 +1,6 @@
 //! Times as a person would say them: "just now", "5 minutes ago",
-//! "10:00am", "yesterday", "3 days ago", "1 week ago", "Oct 3, 2026".
+//! "10:00am", "yesterday", "3 days ago", "1 week ago", "Oct 3, 2026"; and
+//! as tables show them, local and to the second.
 
 use chrono::{DateTime, Local, TimeZone, Utc};
 
@@ -33,6 +34,19 @@ pub fn ago_in<Tz: TimeZone>(then: DateTime<Utc>, now: DateTime<Utc>, tz: &Tz) ->
     }
 }
 
+/// A moment as local wall-clock time to the second, for tables:
+/// "2026-11-28 15:30:02" (`--json` keeps RFC 3339 in UTC).
+pub fn local(t: DateTime<Utc>) -> String {
+    local_in(t, &Local)
+}
+
+fn local_in<Tz: TimeZone>(t: DateTime<Utc>, tz: &Tz) -> String
+where
+    Tz::Offset: std::fmt::Display,
+{
+    t.with_timezone(tz).format("%Y-%m-%d %H:%M:%S").to_string()
+}
+
 fn plural(n: i64) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
@@ -62,6 +76,13 @@ mod tests {
         for (back, want) in cases {
             assert_eq!(ago_in(now - back, now, &tz), want, "{back:?}");
         }
+    }
+
+    #[test]
+    fn local_times_read_to_the_second() {
+        let t = Utc.with_ymd_and_hms(2026, 11, 28, 15, 30, 2).unwrap();
+        let tz = FixedOffset::east_opt(3600).unwrap();
+        assert_eq!(local_in(t, &tz), "2026-11-28 16:30:02");
     }
 
     #[test]

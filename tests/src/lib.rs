@@ -11,6 +11,8 @@ pub mod daemon;
 pub mod fake_api;
 pub mod host;
 pub mod http;
+/// A real PostgreSQL server of the tests' own.
+pub mod postgres;
 pub mod signing;
 pub mod users;
 

@@ -354,6 +354,13 @@ fn an_os_user_who_is_no_member_is_told_which_entry_to_add() {
             )),
             "{out}"
         );
+        // The entry is complete for what was asked: a team secret needs an
+        // admin, or the next `secret create --team` fails again.
+        assert_eq!(
+            err.contains("  admin = true"),
+            scope == "--team",
+            "{scope}: {out}"
+        );
     }
     // Someone who is nobody sees nothing of the store, not even team
     // secrets' names, and is told the same (the rule of the daemon, too).

@@ -66,6 +66,19 @@ fn an_audit_entry_edited_by_hand_breaks_verify_at_that_entry() {
         out.stderr.contains("hint: entries before it are intact"),
         "{out}"
     );
+    // As JSON: a document that says so, and exit 1 all the same.
+    let out = team.cmd(&["audit", "verify", "--json"]);
+    assert_eq!(out.code, Some(1), "{out}");
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).expect("JSON");
+    assert_eq!(doc["intact"], false);
+    assert_eq!(doc["entry"], 3);
+    assert!(
+        doc["problem"]
+            .as_str()
+            .unwrap()
+            .starts_with("the audit log is broken at entry 3: its MAC does not verify"),
+        "{doc}"
+    );
 }
 
 #[test]

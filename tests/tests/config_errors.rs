@@ -54,13 +54,13 @@ fn each_mistake_is_located() {
             "unknown-key.toml",
             format!("{HEAD}colour = \"blue\"\n"),
             "4:1",
-            "unknown field `colour`",
+            "unknown key `colour`",
         ),
         (
             "unknown-key-in-agent.toml",
             format!("{HEAD}[[agents]]\nname = \"a\"\ncommand = [\"x\"]\ntimout = \"1m\"\n"),
             "7:1",
-            "unknown field `timout`",
+            "unknown key `timout`",
         ),
         (
             "duplicate-member.toml",
@@ -91,7 +91,7 @@ fn each_mistake_is_located() {
                 "{HEAD}[[agents]]\nname = \"a\"\ncommand = [\"x\"]\ntriggers = [\"cli\", \"pigeon\"]\n"
             ),
             "7:20",
-            "unknown variant `pigeon`",
+            "`triggers` cannot be `pigeon`",
         ),
     ];
     for (file, text, at, what) in cases {
@@ -127,12 +127,58 @@ fn every_problem_of_a_config_is_reported_at_once() {
     }
 }
 
+/// The issue's own case: five different mistakes, each reported in one
+/// run at its own place, the TOML-level ones (an unknown key, a wrong
+/// type) with the others, and a schedule's bad time zone beside its bad
+/// expression.
+#[test]
+fn five_different_mistakes_are_reported_in_one_run() {
+    let team = Team::uninitialised("");
+    let text = format!(
+        r#"{HEAD}
+[[agents]]
+name = "nightly"
+command = ["/bin/true"]
+triggers = ["cli", "cron"]
+timout = "5m"
+max_concurrent = "two"
+kill_grace = "10 parsecs"
+
+[[schedules]]
+name = "every-morning"
+cron = "0 6 * *"
+timezone = "Europe/Berln"
+agent = "nightly"
+"#
+    );
+    let out = check(&team, "five.toml", &text);
+    let err = out.err();
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(err.contains("the config has 5 problem(s)"), "{out}");
+    let file = team.path().join("five.toml");
+    let located = [
+        ("9:1", "unknown key `timout`"),
+        ("10:18", "`max_concurrent` must be a whole number"),
+        ("11:14", "bad `kill_grace`"),
+        ("15:8", "`0 6 * *` has 4 fields"),
+        ("16:12", "unknown time zone `Europe/Berln`"),
+    ];
+    for (at, what) in located {
+        let want = format!("{}:{at}: {what}", file.display());
+        assert!(err.contains(&want), "want {want}\n{out}");
+    }
+    assert_eq!(err.matches("\n  hint: ").count(), 5, "a hint each: {out}");
+    assert!(err.contains("did you mean `timeout`?"), "{out}");
+    assert!(err.contains("did you mean `Europe/Berlin`?"), "{out}");
+    assert!(out.stdout.is_empty(), "{out}");
+}
+
 #[test]
 fn nothing_runs_on_a_bad_config() {
     let team = Team::uninitialised("colour = \"blue\"\n");
     for args in [&["init"][..], &["secret", "list"]] {
         let out = team.cmd(args);
-        assert!(out.err().contains("unknown field `colour`"), "{out}");
+        assert!(out.err().contains("unknown key `colour`"), "{out}");
     }
     assert!(!team.state_dir().exists(), "init ran on a bad config");
 }

@@ -382,7 +382,7 @@ fn bad_frames_and_other_versions_get_errors_and_the_daemon_goes_on() {
 
     let (kind, _) = error(&raw_exchange(
         &host,
-        &frame(br#"{"v":1,"supervisor":"x","msg":{"request":{"no_such_request":{}}}}"#),
+        &frame(br#"{"v":2,"supervisor":"x","msg":{"request":{"no_such_request":{}}}}"#),
     ));
     assert_eq!(kind, "malformed");
 
@@ -397,7 +397,7 @@ fn bad_frames_and_other_versions_get_errors_and_the_daemon_goes_on() {
     let (kind, message) = error(&answer);
     assert_eq!(kind, "version");
     assert!(
-        message.contains("the daemon speaks protocol 1 (supervisor 0.1.0), this client protocol 99 (supervisor 9.0.0)"),
+        message.contains("the daemon speaks protocol 2 (supervisor 0.1.0), this client protocol 99 (supervisor 9.0.0)"),
         "{message}"
     );
     let hint = answer["error"]["hint"].as_str().unwrap();
@@ -406,7 +406,7 @@ fn bad_frames_and_other_versions_get_errors_and_the_daemon_goes_on() {
     // An interrupt is no request.
     let (kind, _) = error(&raw_exchange(
         &host,
-        &frame(br#"{"v":1,"supervisor":"x","msg":{"interrupt":{"signal":2}}}"#),
+        &frame(br#"{"v":2,"supervisor":"x","msg":{"interrupt":{"signal":2}}}"#),
     ));
     assert_eq!(kind, "malformed");
 
@@ -414,7 +414,7 @@ fn bad_frames_and_other_versions_get_errors_and_the_daemon_goes_on() {
     // root): refused before it is handled.
     let (kind, message) = error(&raw_exchange(
         &host,
-        &frame(br#"{"v":1,"supervisor":"x","msg":{"request":{"secret_list":{"all":true}}}}"#),
+        &frame(br#"{"v":2,"supervisor":"x","msg":{"request":{"secret_list":{"all":true}}}}"#),
     ));
     assert_eq!(kind, "not_a_member");
     assert!(message.starts_with("uid 0 (user `root`)"), "{message}");

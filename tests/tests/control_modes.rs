@@ -152,13 +152,13 @@ fn a_daemon_of_another_version_is_named_not_misread() {
     let socket = team.path().join("control.sock");
     let fake = fake_daemon(
         &socket,
-        br#"{"v":2,"supervisor":"0.9.0","msg":{"done":{"something_new":{}}}}"#,
+        br#"{"v":3,"supervisor":"0.9.0","msg":{"done":{"something_new":{}}}}"#,
     );
     let out = team.cmd(&["secret", "list"]);
     fake.join().unwrap();
     let err = out.err();
     assert!(
-        err.contains("the other side speaks protocol 2 (supervisor 0.9.0); this one speaks protocol 1 (supervisor 0.1.0)"),
+        err.contains("the other side speaks protocol 3 (supervisor 0.9.0); this one speaks protocol 2 (supervisor 0.1.0)"),
         "{out}"
     );
     assert!(
@@ -170,12 +170,12 @@ fn a_daemon_of_another_version_is_named_not_misread() {
     std::fs::remove_file(&socket).unwrap();
     let fake = fake_daemon(
         &socket,
-        br#"{"v":2,"supervisor":"0.9.0","error":{"kind":"version","message":"the daemon speaks protocol 2 (supervisor 0.9.0), this client protocol 1 (supervisor 0.1.0)"}}"#,
+        br#"{"v":3,"supervisor":"0.9.0","error":{"kind":"version","message":"the daemon speaks protocol 3 (supervisor 0.9.0), this client protocol 2 (supervisor 0.1.0)"}}"#,
     );
     let out = team.cmd(&["secret", "list"]);
     fake.join().unwrap();
     assert!(
-        out.err().contains("error: the daemon speaks protocol 2"),
+        out.err().contains("error: the daemon speaks protocol 3"),
         "{out}"
     );
     assert!(

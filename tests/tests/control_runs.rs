@@ -129,7 +129,7 @@ fn a_run_streams_back_live_as_its_caller() {
 
     let dry = host.cmd(&host.alice, "", &["run", "stream", "--dry-run", "--json"]);
     let planned = dry.json();
-    assert_eq!(planned[0]["owner"], "alice", "{dry}");
+    assert_eq!(planned["secrets"][0]["owner"], "alice", "{dry}");
 
     let run = Following::start(&host, &host.alice, &["run", "stream", "--json"]);
     assert_eq!(run.next_line(), "first");

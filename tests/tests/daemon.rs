@@ -498,8 +498,12 @@ agent = \"sleeper\"
     let show = team
         .cmd(&["runs", "show", run["id"].as_str().unwrap(), "--json"])
         .json();
-    let exit = show["detail"]["exit_status"].as_str().unwrap();
-    assert!(exit.contains("SIGTERM"), "the agent died of {exit}");
+    let exit = &show["detail"]["exit"];
+    assert_eq!(
+        *exit,
+        serde_json::json!({"code": null, "signal": 15}),
+        "the agent died of SIGTERM: {show}"
+    );
     assert_eq!(
         runs.iter().filter(|r| r["status"] == "running").count(),
         0,
@@ -754,14 +758,15 @@ fn healthz_metrics_body_limit_and_slow_clients() {
         metrics
             .header("content-type")
             .unwrap()
-            .starts_with("text/plain")
+            .starts_with("application/openmetrics-text; version=1.0.0")
     );
     let text = metrics.text();
+    assert!(text.ends_with("# EOF\n"), "{text}");
     let mut samples = Vec::new();
     for line in text.lines() {
         if line.starts_with('#') {
             assert!(
-                line.starts_with("# HELP ") || line.starts_with("# TYPE "),
+                line.starts_with("# HELP ") || line.starts_with("# TYPE ") || line == "# EOF",
                 "{line}"
             );
             continue;
@@ -996,8 +1001,16 @@ agent = \"a\"
     }
     let err = std::fs::read_to_string(team.path().join("serve.err")).unwrap();
     assert_eq!(status.unwrap().code(), Some(1), "{err}");
-    assert!(err.contains("schedule `typo`"), "{err}");
-    assert!(err.contains("unknown time zone `Europe/Berln`"), "{err}");
+    // Located in the file, as `config check` locates it.
+    let config = team.path().join("supervisor.toml");
+    let line = err
+        .lines()
+        .find(|l| l.contains("unknown time zone `Europe/Berln`"))
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(
+        line.starts_with(&format!("{}:", config.display())),
+        "{line}"
+    );
     let check = team.cmd(&["config", "check"]);
     assert!(check.err().contains("Europe/Berln"), "{check}");
 }

@@ -184,7 +184,16 @@ fn a_timeout_stops_the_whole_process_group() {
     let agent = pid_in(&team.path().join("agent.pid"));
     let grandchild = pid_in(&team.path().join("grandchild.pid"));
     assert_gone(&[agent, grandchild]);
-    assert_eq!(team.last_run()["status"], "timed_out");
+    let record = team.last_run();
+    assert_eq!(record["status"], "timed_out");
+    // Said on stderr although it is no terminal (a file, here): a script's
+    // log shows why the command exited 124.
+    let line = format!(
+        "supervisor: run {} timed_out after ",
+        record["id"].as_str().unwrap()
+    );
+    assert!(run.stderr.contains(&line), "{run}");
+    assert!(run.stderr.contains(", exit status 124"), "{run}");
 }
 
 #[test]
@@ -207,7 +216,13 @@ fn a_timeout_kills_what_ignores_sigterm_after_the_grace() {
 /// returns the supervisor's exit code once everything it started is gone.
 fn interrupt_run_with(signal: Signal) -> Option<i32> {
     let team = Team::new(AGENTS);
-    let mut sup = start(&team, "family");
+    let mut sup = team
+        .command(&["run", "family"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(team.path().join("run.stderr")).unwrap())
+        .spawn()
+        .expect("start supervisor");
     let started = team.path().join("started");
     assert!(eventually(|| started.exists()), "the agent never started");
     let agent = pid_in(&team.path().join("agent.pid"));
@@ -217,7 +232,20 @@ fn interrupt_run_with(signal: Signal) -> Option<i32> {
     kill(Pid::from_raw(sup.id() as i32), signal).unwrap();
     let status = sup.wait().unwrap();
     assert_gone(&[agent, grandchild]);
-    assert_eq!(team.last_run()["status"], "interrupted");
+    let record = team.last_run();
+    assert_eq!(record["status"], "interrupted");
+    // Said on stderr, which is a file here, not a terminal.
+    let stderr = std::fs::read_to_string(team.path().join("run.stderr")).unwrap();
+    let line = format!(
+        "supervisor: run {} interrupted after ",
+        record["id"].as_str().unwrap()
+    );
+    assert!(stderr.contains(&line), "{stderr}");
+    let code = status.code().unwrap();
+    assert!(
+        stderr.contains(&format!(", exit status {code}")),
+        "{stderr}"
+    );
     status.code()
 }
 

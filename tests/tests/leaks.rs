@@ -75,7 +75,7 @@ fn a_leaked_value_marks_the_secret_until_it_is_rotated() {
     assert!(row.contains(&format!("in run {id}")), "{table}");
     assert!(table.stdout.lines().next().unwrap().contains("LEAKED"));
     let shown = team.cmd(&["runs", "show", &id]);
-    assert!(shown.ok().contains("leaked    LEAK_TOKEN (1x)"), "{shown}");
+    assert!(shown.ok().contains("leaked     LEAK_TOKEN (1x)"), "{shown}");
 
     let audit = team.cmd(&["audit", "list", "--json"]).json();
     let entry = audit
@@ -145,7 +145,7 @@ fn on_leak_fail_stops_the_run_at_the_first_one() {
     assert!(
         shown
             .ok()
-            .contains("reason    its output showed the value of LEAK_TOKEN"),
+            .contains("reason     its output showed the value of LEAK_TOKEN"),
         "{shown}"
     );
     let list = team.cmd(&["secret", "list", "--json"]).json();

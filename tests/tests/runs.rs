@@ -323,7 +323,10 @@ fn scope_and_dry_run_show_names_never_values() {
     ]);
 
     let cron = team.cmd(&["scope", "dump", "--trigger", "cron", "--json"]);
-    assert_eq!(cron.json(), team_only);
+    assert_eq!(
+        cron.json(),
+        json!({"agent": "dump", "trigger": "cron", "member": null, "secrets": team_only, "missing": []})
+    );
     // A member named for a run that has no user changes nothing.
     let cron_alice = team.cmd(&[
         "scope",
@@ -334,7 +337,8 @@ fn scope_and_dry_run_show_names_never_values() {
         "alice",
         "--json",
     ]);
-    assert_eq!(cron_alice.json(), team_only);
+    assert_eq!(cron_alice.json()["secrets"], team_only);
+    assert_eq!(cron_alice.json()["member"], Value::Null);
     let slack_bob = team.cmd(&[
         "scope",
         "dump",
@@ -344,8 +348,9 @@ fn scope_and_dry_run_show_names_never_values() {
         "bob",
         "--json",
     ]);
+    assert_eq!(slack_bob.json()["member"], "bob");
     assert_eq!(
-        slack_bob.json(),
+        slack_bob.json()["secrets"],
         json!([
             {"name": "BOB_KEY", "scope": "personal", "owner": "bob", "version": 1, "shadows": null},
             {"name": "SHARED_TOKEN", "scope": "team", "owner": null, "version": 1, "shadows": null},
@@ -354,8 +359,9 @@ fn scope_and_dry_run_show_names_never_values() {
     );
 
     let dry = team.cmd(&["run", "dump", "--dry-run", "--json"]);
+    assert_eq!(dry.json()["member"], "alice");
     assert_eq!(
-        dry.json(),
+        dry.json()["secrets"],
         json!([
             {"name": "ALICE_KEY", "scope": "personal", "owner": "alice", "version": 1, "shadows": null},
             {"name": "SHARED_TOKEN", "scope": "personal", "owner": "alice", "version": 1, "shadows": 1},
@@ -373,6 +379,89 @@ fn scope_and_dry_run_show_names_never_values() {
     // Nothing started, nothing was recorded.
     assert!(!team.path().join("environ.bin").exists());
     assert_eq!(team.cmd(&["runs", "list", "--json"]).json(), json!([]));
+}
+
+/// `supervisor scope AGENT` answers "what will my run get?": without
+/// --member it is the caller's run through the trigger asked about (cli by
+/// default), as `supervisor run` starts it, and it says whom it assumed.
+#[test]
+fn scope_answers_for_the_caller_by_default() {
+    let team = scoped_team();
+    let names = |doc: &Value| -> Vec<String> {
+        doc["secrets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                format!(
+                    "{}:{}",
+                    s["name"].as_str().unwrap(),
+                    s["scope"].as_str().unwrap()
+                )
+            })
+            .collect()
+    };
+    let alice_gets = [
+        "ALICE_KEY:personal",
+        "SHARED_TOKEN:personal",
+        "TEAM_ONLY:team",
+    ];
+    let team_gets = ["SHARED_TOKEN:team", "TEAM_ONLY:team"];
+
+    // Alice asks, with no flag: her own cli run, the same as `run --dry-run`.
+    let mine = team.cmd(&["scope", "dump", "--json"]).json();
+    assert_eq!(mine["member"], "alice");
+    assert_eq!(mine["trigger"], "cli");
+    assert_eq!(names(&mine), alice_gets);
+    let dry = team.cmd(&["run", "dump", "--dry-run", "--json"]).json();
+    assert_eq!(dry, mine);
+    // Through Slack too, her mention would carry her secrets.
+    let slack = team
+        .cmd(&["scope", "dump", "--trigger", "slack", "--json"])
+        .json();
+    assert_eq!(
+        (slack["member"].clone(), names(&slack)),
+        (json!("alice"), alice_gets.map(String::from).to_vec())
+    );
+    // Cron has nobody behind it, whoever asks; --nobody asks for that on purpose.
+    let cron = team
+        .cmd(&["scope", "dump", "--trigger", "cron", "--json"])
+        .json();
+    assert_eq!(
+        (cron["member"].clone(), names(&cron)),
+        (Value::Null, team_gets.map(String::from).to_vec())
+    );
+    let nobody = team
+        .cmd(&["scope", "dump", "--trigger", "slack", "--nobody", "--json"])
+        .json();
+    assert_eq!(
+        (nobody["member"].clone(), names(&nobody)),
+        (Value::Null, team_gets.map(String::from).to_vec())
+    );
+
+    // The table says whom it assumed.
+    let text = team.cmd(&["scope", "dump"]);
+    assert!(
+        text.ok()
+            .starts_with("A `cli` run of `dump` by you (member `alice`) would receive:\nNAME "),
+        "{text}"
+    );
+    let text = team.cmd(&["scope", "dump", "--trigger", "cron"]);
+    assert!(
+        text.ok().starts_with(
+            "A `cron` run of `dump` with nobody behind it (team secrets only) would receive:\n"
+        ),
+        "{text}"
+    );
+    // Bob, who is no admin, asks about his own run by default.
+    let bob = team.cmd_as("bob", "", &["scope", "dump", "--json"], DUMP);
+    assert_eq!(bob.json()["member"], "bob");
+    assert!(
+        names(&bob.json()).contains(&"BOB_KEY:personal".to_owned()),
+        "{bob}"
+    );
+    let denied = team.cmd_as("bob", "", &["scope", "dump", "--member", "alice"], DUMP);
+    assert!(denied.err().contains("only admins may see"), "{denied}");
 }
 
 #[test]
@@ -604,14 +693,29 @@ triggers = ["cli"]
     let list = team.cmd(&["runs", "list"]);
     let lines: Vec<&str> = list.ok().lines().collect();
     assert_eq!(lines.len(), 3, "{list}");
-    assert!(
-        lines[1].contains("quiet") && lines[1].contains("succeeded"),
+    let header: Vec<&str> = lines[0].split_whitespace().collect();
+    assert_eq!(
+        header,
+        [
+            "ID", "AGENT", "TRIGGER", "MEMBER", "STARTED", "STATUS", "EXIT", "DURATION"
+        ],
         "{list}"
     );
-    assert!(
-        lines[2].contains("talker") && lines[2].contains("failed (exit 2)"),
-        "{list}"
-    );
+    // ID, agent, trigger, member, start date and time, status, exit, duration.
+    let quiet: Vec<&str> = lines[1].split_whitespace().collect();
+    assert_eq!(quiet[1..4], ["quiet", "cli", "alice"], "{list}");
+    assert_eq!(quiet[6..8], ["succeeded", "0"], "{list}");
+    let talker: Vec<&str> = lines[2].split_whitespace().collect();
+    assert_eq!(talker[1], "talker", "{list}");
+    assert_eq!(talker[6..8], ["failed", "2"], "{list}");
+    // Columns line up: each starts where its header does.
+    for column in ["STARTED", "STATUS", "EXIT"] {
+        let at = lines[0].find(column).unwrap();
+        assert!(
+            lines[1..].iter().all(|l| l[..at].ends_with("   ")),
+            "{list}"
+        );
+    }
 
     let only = team
         .cmd(&["runs", "list", "--json", "--agent", "talker"])

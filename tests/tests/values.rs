@@ -39,8 +39,8 @@ fn value_file_bytes_are_taken_exactly() {
             "{out}"
         );
     }
-    // A longer value (newline included) draws no warning.
-    let out = create_from_file(&team, "LONG_ENOUGH", b"abcdefgh\n");
+    // A longer value draws no length warning.
+    let out = create_from_file(&team, "LONG_ENOUGH", b"abcdefgh");
     out.ok();
     assert!(!out.stderr.contains("warning"), "{out}");
 
@@ -63,6 +63,70 @@ fn value_file_bytes_are_taken_exactly() {
         "no-such.value",
     ]);
     assert!(out.err().contains("no-such.value"), "{out}");
+}
+
+/// `echo value | secret create` stores `value\n`, which breaks an API
+/// token: the line break is kept (bytes are never changed silently) and
+/// said, with how many bytes and how to avoid it; --strip-newline removes
+/// it, and says so.
+#[test]
+fn a_line_break_at_the_end_is_said_and_stripped_only_when_asked() {
+    let team = Team::new(
+        r#"
+[[agents]]
+name = "length"
+command = ["/bin/sh", "-c", "for n in LF CRLF FILE STRIPPED PLAIN; do eval \"v=\\$$n\"; printf '%s=%s\\n' $n ${#v}; done"]
+"#,
+    );
+    let create = |input: &str, name: &str, extra: &[&str]| {
+        let mut args = vec!["secret", "create", "--team", "--name", name];
+        args.extend_from_slice(extra);
+        team.cmd_in(input, &args)
+    };
+    let out = create("token-1234\n", "LF", &[]);
+    out.ok();
+    assert!(
+        out.stderr.contains(
+            "warning: the value from standard input ends with a line break (1 byte: LF); it is stored as is, and agents receive it"
+        ),
+        "{out}"
+    );
+    assert!(out.stderr.contains("--strip-newline"), "{out}");
+    assert!(out.stderr.contains("printf %s"), "{out}");
+    let out = create("token-1234\r\n", "CRLF", &[]);
+    assert!(out.stderr.contains("(2 bytes: CR LF)"), "{out}");
+
+    let file = team.path().join("value");
+    std::fs::write(&file, "token-1234\n").unwrap();
+    let out = create("", "FILE", &["--value-file", file.to_str().unwrap()]);
+    assert!(
+        out.stderr.contains(&format!(
+            "warning: the value from {} ends with a line break (1 byte: LF)",
+            file.display()
+        )),
+        "{out}"
+    );
+
+    let out = create("token-1234\r\n", "STRIPPED", &["--strip-newline"]);
+    out.ok();
+    assert!(!out.stderr.contains("warning"), "{out}");
+    assert!(
+        out.stderr.contains(
+            "note: removed the line break at the end of the value from standard input (2 bytes: CR LF), as --strip-newline asks"
+        ),
+        "{out}"
+    );
+    let out = create("token-1234", "PLAIN", &[]);
+    assert!(out.stderr.is_empty(), "{out}");
+    assert!(!team.cmd(&["secret", "list"]).all().contains("token-1234"));
+
+    // What the agent receives: the bytes as stored.
+    let run = team.cmd(&["run", "length"]);
+    assert_eq!(
+        run.ok(),
+        "LF=11\nCRLF=12\nFILE=11\nSTRIPPED=10\nPLAIN=10\n",
+        "{run}"
+    );
 }
 
 #[test]

@@ -52,7 +52,11 @@ use std::fmt;
 use std::str::FromStr;
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
-use supervisor_config::{Config, Schedule};
+#[cfg(doc)]
+use supervisor_config::Config;
+use supervisor_config::{Fault, Schedule, ScheduleCheck, TriggerKind};
+
+use crate::TriggerEvent;
 
 use fields::{Field, Values};
 pub use zone::{Zone, ZoneOffset};
@@ -268,24 +272,69 @@ impl CronSchedule {
     }
 }
 
+/// The run a schedule asks for when it fires at `fired_at`: nobody behind
+/// it (team secrets only), the schedule's prompt, and the firing in the run
+/// context's `source.cron`.
+pub fn event(schedule: &Schedule, cron: &CronSchedule, fired_at: &DateTime<Zone>) -> TriggerEvent {
+    TriggerEvent {
+        kind: TriggerKind::Cron,
+        agent: schedule.agent.clone(),
+        initiator: None,
+        prompt: schedule.prompt.clone(),
+        source: serde_json::json!({ "cron": {
+            "schedule": schedule.name,
+            "expression": cron.expression(),
+            "timezone": cron.timezone().name(),
+            "fired_at": fired_at.to_rfc3339(),
+        } }),
+        reply_to: None,
+        delivery: None,
+    }
+}
+
 impl fmt::Display for CronSchedule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} ({})", self.expression, self.timezone.name())
     }
 }
 
-/// Parses every schedule of `config`: the name and error of each one that
-/// cannot be used, in config order.
-pub fn validate_schedules(config: &Config) -> Vec<(String, CronError)> {
-    config
-        .schedules
-        .iter()
-        .filter_map(|s| {
-            CronSchedule::from_config(s)
-                .err()
-                .map(|e| (s.name.clone(), e))
-        })
-        .collect()
+/// The checks of `[[schedules]]` entries that the config crate leaves to
+/// this one: load a config with [`Config::load_with`]`(path, &CronCheck)`
+/// and each bad expression and time zone is reported at its place, with
+/// the config's other problems. The expression is checked on its own (in
+/// UTC), so a bad time zone hides nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CronCheck;
+
+impl ScheduleCheck for CronCheck {
+    fn cron(&self, expression: &str) -> Result<(), Fault> {
+        CronSchedule::with_timezone(expression, Zone::UTC)
+            .map(drop)
+            .map_err(|e| e.fault())
+    }
+
+    fn timezone(&self, name: &str) -> Result<(), Fault> {
+        parse_timezone(name).map(drop).map_err(|e| e.fault())
+    }
+}
+
+impl CronError {
+    /// The error as a config problem, with a hint on the syntax.
+    pub fn fault(&self) -> Fault {
+        let hint = match self {
+            CronError::UnknownTimezone { .. } => {
+                "IANA names are listed by `timedatectl list-timezones`; leave `timezone` out for UTC"
+            }
+            CronError::Translate { .. } => "please report this: the expression is valid crontab",
+            _ => {
+                "crontab(5): minute hour day-of-month month weekday, e.g. `30 6 * * mon-fri`; `supervisor schedules` shows the next firings"
+            }
+        };
+        Fault {
+            message: self.to_string(),
+            hint: Some(hint.to_owned()),
+        }
+    }
 }
 
 /// An IANA zone name; a near miss in letter case is suggested.

@@ -10,7 +10,7 @@
 
 pub mod cron;
 
-pub use self::cron::{CronError, CronSchedule, Zone, validate_schedules};
+pub use self::cron::{CronCheck, CronError, CronSchedule, Zone};
 
 mod error;
 pub mod linear;
@@ -21,9 +21,8 @@ pub mod webhook;
 pub use error::{ParseError, VerifyError};
 pub use supervisor_config::TriggerKind;
 
-use supervisor_config::{Config, Member};
-
-/// A request for one run of one agent.
+/// A request for one run of one agent: what every source produces and
+/// the run path takes, from the trigger to the runner.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TriggerEvent {
     pub kind: TriggerKind,
@@ -37,6 +36,34 @@ pub struct TriggerEvent {
     pub source: serde_json::Value,
     /// Where replies about the run go, if anywhere.
     pub reply_to: Option<ReplyTarget>,
+    /// The webhook delivery this run answers (`<source>:<key>`), recorded in
+    /// the run's `detail.delivery`, so that a restarted daemon knows it ran.
+    pub delivery: Option<String>,
+}
+
+impl TriggerEvent {
+    /// A run a member starts at the command line (directly, or through
+    /// the daemon's control socket): as themselves, with their Unix user
+    /// in the run context.
+    pub fn cli(agent: String, member: String, unix_user: &str, prompt: Option<String>) -> Self {
+        TriggerEvent {
+            kind: TriggerKind::Cli,
+            agent,
+            initiator: Some(member),
+            prompt,
+            source: serde_json::json!({ "cli": { "user": unix_user } }),
+            reply_to: None,
+            delivery: None,
+        }
+    }
+
+    /// The same request, answering a webhook delivery (`<source>:<key>`).
+    pub fn answering(self, delivery: String) -> Self {
+        TriggerEvent {
+            delivery: Some(delivery),
+            ..self
+        }
+    }
 }
 
 /// Where the supervisor answers about a run.
@@ -58,31 +85,6 @@ pub enum Decision {
     Reply(String),
     /// Start nothing and say nothing; the reason is a short label for logs.
     Ignore(&'static str),
-}
-
-/// The member behind an outside identity: the one whose id for that source
-/// is `id`, else the one whose email matches `email` (case-insensitively)
-/// and who has no id for that source. A member whose id is configured is
-/// only ever matched by that id, so another account that shows the same
-/// email cannot stand in for them.
-pub(crate) fn find_member<'c>(
-    config: &'c Config,
-    id_of: fn(&Member) -> Option<&str>,
-    id: Option<&str>,
-    email: Option<&str>,
-) -> Option<&'c Member> {
-    if let Some(id) = id.filter(|i| !i.is_empty()) {
-        if let Some(m) = config.members.iter().find(|m| id_of(m) == Some(id)) {
-            return Some(m);
-        }
-    }
-    let email = email.map(str::trim).filter(|e| !e.is_empty())?;
-    config.members.iter().find(|m| {
-        id_of(m).is_none()
-            && m.email
-                .as_deref()
-                .is_some_and(|e| e.eq_ignore_ascii_case(email))
-    })
 }
 
 #[cfg(test)]
@@ -184,41 +186,5 @@ secret = { credential = "alerts-webhook-secret" }
 
     pub(crate) fn config() -> Config {
         config_with("", "")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn members_by_id_then_email() {
-        let c = testing::config();
-        fn slack(m: &Member) -> Option<&str> {
-            m.slack_user.as_deref()
-        }
-        let name = |m: Option<&Member>| m.map(|m| m.name.clone());
-        assert_eq!(
-            name(find_member(&c, slack, Some("U061F7AUR"), None)).as_deref(),
-            Some("alice")
-        );
-        // Morgan has no Slack id: found by email, whatever its case.
-        assert_eq!(
-            name(find_member(
-                &c,
-                slack,
-                Some("UNEW"),
-                Some("morgan@EXAMPLE.com")
-            ))
-            .as_deref(),
-            Some("morgan")
-        );
-        // Carol's Slack id is UCAROL: another account with her email is not her.
-        assert_eq!(
-            find_member(&c, slack, Some("UOTHER"), Some("carol@acme.example")),
-            None
-        );
-        assert_eq!(find_member(&c, slack, None, Some("")), None);
-        assert_eq!(find_member(&c, slack, Some(""), None), None);
     }
 }

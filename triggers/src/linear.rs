@@ -10,7 +10,7 @@
 
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Deserializer};
-use supervisor_config::{Config, LinearConfig, LinearOn, LinearRule, UnknownUsers};
+use supervisor_config::{Config, IdSource, LinearConfig, LinearOn, LinearRule, UnknownUsers};
 
 use crate::{Decision, ParseError, ReplyTarget, TriggerEvent, TriggerKind, VerifyError, signature};
 
@@ -297,12 +297,8 @@ pub fn route(webhook: &LinearWebhook, config: &Config) -> Decision {
         // Integrations, apps, our own bot and null actors: automation.
         None => None,
         Some(a) => {
-            let member = crate::find_member(
-                config,
-                |m| m.linear_user.as_deref(),
-                a.id.as_deref(),
-                a.email.as_deref(),
-            );
+            let member =
+                config.member_by_identity(IdSource::Linear, a.id.as_deref(), a.email.as_deref());
             match (member, linear.unknown_users) {
                 (Some(m), _) => Some(m.name.clone()),
                 (None, UnknownUsers::TeamOnly) => None,
@@ -424,6 +420,7 @@ fn event(w: &LinearWebhook, rule: &LinearRule, initiator: Option<String>) -> Opt
             }
         }),
         reply_to: Some(ReplyTarget::Linear { issue_id }),
+        delivery: None,
     })
 }
 

@@ -10,7 +10,7 @@
 //! across retries.
 
 use serde::Deserialize;
-use supervisor_config::{Agent, Config, SlackConfig, UnknownUsers};
+use supervisor_config::{Agent, Config, IdSource, SlackConfig, UnknownUsers};
 
 use crate::{Decision, ParseError, ReplyTarget, TriggerEvent, TriggerKind, VerifyError, signature};
 
@@ -195,7 +195,7 @@ pub fn route(mention: &Mention, config: &Config, email_of: Option<&str>) -> Deci
         return Decision::Ignore("message from our own bot");
     }
 
-    let member = crate::find_member(config, |m| m.slack_user.as_deref(), Some(user), email_of);
+    let member = config.member_by_identity(IdSource::Slack, Some(user), email_of);
     let initiator = match (member, slack.unknown_users) {
         (Some(m), _) => Some(m.name.clone()),
         (None, UnknownUsers::TeamOnly) => None,
@@ -235,6 +235,7 @@ pub fn route(mention: &Mention, config: &Config, email_of: Option<&str>) -> Deci
             channel: mention.channel.clone(),
             thread_ts,
         }),
+        delivery: None,
     })
 }
 

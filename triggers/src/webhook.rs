@@ -70,6 +70,7 @@ pub fn event(hook: &Webhook, body: &[u8]) -> TriggerEvent {
         prompt,
         source: serde_json::json!({ "webhook": source }),
         reply_to: None,
+        delivery: None,
     }
 }
 

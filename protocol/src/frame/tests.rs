@@ -33,7 +33,7 @@ fn a_request_with_a_value_round_trips_and_the_value_is_base64_on_the_wire() {
     let value = "line one\n\"quoted\" \\ ünïcode\ttab";
     let frame = encode(&write(value)).unwrap();
     let text = std::str::from_utf8(body(&frame)).unwrap();
-    assert!(text.starts_with(r#"{"v":1,"supervisor":""#), "{text}");
+    assert!(text.starts_with(r#"{"v":2,"supervisor":""#), "{text}");
     assert!(
         !text.contains("quoted"),
         "the value is not readable in the frame"
@@ -67,7 +67,7 @@ fn a_value_that_is_not_plain_base64_is_refused() {
     // An escaped string would have gone through serde_json's scratch copy.
     for value in [r#""aGk\u003d""#, r#""not base64!""#, r#""//79""#] {
         let text = format!(
-            r#"{{"v":1,"supervisor":"x","msg":{{"request":{{"secret_write":{{"target":{{"scope":"team","name":"A"}},"update":false,"description":null,"value":{value}}}}}}}}}"#
+            r#"{{"v":2,"supervisor":"x","msg":{{"request":{{"secret_write":{{"target":{{"scope":"team","name":"A"}},"update":false,"description":null,"value":{value}}}}}}}}}"#
         );
         let err = decode::<Call>(text.as_bytes()).unwrap_err();
         assert!(matches!(err, ProtocolError::Malformed(_)), "{value}: {err}");
@@ -131,7 +131,10 @@ fn another_version_is_named_and_its_errors_still_read() {
     }
     let err = decode::<Call>(other).unwrap_err().to_string();
     assert!(err.contains("protocol 7 (supervisor 9.9.9)"), "{err}");
-    assert!(err.contains("this one speaks protocol 1"), "{err}");
+    assert!(
+        err.contains(&format!("this one speaks protocol {PROTOCOL}")),
+        "{err}"
+    );
 
     // The peer's version string is shown only when it looks like one.
     for odd in ["", "0.1.0\nINFO forged log line", &"9".repeat(33)] {
@@ -175,11 +178,11 @@ fn error_frames_round_trip() {
 fn malformed_input_is_located_and_never_echoed() {
     let cases: [&[u8]; 6] = [
         b"not json at all: sekrit-value",
-        br#"{"v":1,"supervisor":"x","msg":{"request":{"secret_list":{"all":"sekrit-value"}}}}"#,
-        br#"{"v":1,"supervisor":"x","msg":{"request":{"sekrit-value":{}}}}"#,
+        br#"{"v":2,"supervisor":"x","msg":{"request":{"secret_list":{"all":"sekrit-value"}}}}"#,
+        br#"{"v":2,"supervisor":"x","msg":{"request":{"sekrit-value":{}}}}"#,
         br#"{"supervisor":"sekrit-value"}"#,
-        br#"{"v":1,"supervisor":"x","msg":{"request":{"run":{"agent":"a","prompt":"sekrit-value""#,
-        br#"{"v":1,"supervisor":"x"}"#,
+        br#"{"v":2,"supervisor":"x","msg":{"request":{"run":{"agent":"a","prompt":"sekrit-value""#,
+        br#"{"v":2,"supervisor":"x"}"#,
     ];
     for input in cases {
         let err = decode::<Call>(input).unwrap_err();

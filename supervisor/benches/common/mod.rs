@@ -1,9 +1,12 @@
-//! Output shared by the redaction benchmarks: log lines like an agent's, with a secret printed
-//! now and then, and the secrets themselves. Reproducible (xorshift64), no dependency.
+//! What the benchmarks share: log lines like an agent's, with a secret printed now and then,
+//! and the secrets themselves (reproducible: xorshift64, no dependency); and the timing of a
+//! whole command.
 
 #![allow(dead_code)]
 
-use std::io::Write;
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// Secrets in scope in every benchmark.
 pub const SECRETS: usize = 100;
@@ -111,4 +114,57 @@ impl Rng {
     pub fn below(&mut self, n: usize) -> usize {
         (self.next() % n as u64) as usize
     }
+}
+
+/// Where a timed command's standard output goes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Sink {
+    /// A pipe this process reads to its end, as a terminal or a log collector reads.
+    Pipe,
+    Null,
+}
+
+/// Wall time of `cmd` from spawn to exit, its output read to the end; the output too when
+/// `keep`. Panics unless the command succeeds.
+pub fn time(mut cmd: Command, sink: Sink, keep: bool) -> (Duration, Vec<u8>) {
+    cmd.stdin(Stdio::null()).stderr(Stdio::null());
+    cmd.stdout(match sink {
+        Sink::Pipe => Stdio::piped(),
+        Sink::Null => Stdio::null(),
+    });
+    let start = Instant::now();
+    let mut child = cmd.spawn().expect("spawn");
+    let mut kept = Vec::new();
+    if let Some(mut out) = child.stdout.take() {
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            match out.read(&mut buf).expect("read the output") {
+                0 => break,
+                n if keep => kept.extend_from_slice(&buf[..n]),
+                _ => {}
+            }
+        }
+    }
+    let status = child.wait().expect("wait");
+    let wall = start.elapsed();
+    assert!(status.success(), "{status}");
+    (wall, kept)
+}
+
+/// A number from the environment, or `default`.
+pub fn env_number(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+pub fn ms(d: Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1e3)
+}
+
+/// The median of `times`.
+pub fn median(times: &mut [Duration]) -> Duration {
+    times.sort();
+    times[times.len() / 2]
 }

@@ -51,6 +51,7 @@ impl Local {
             let store = self.ctx.store(key)?;
             self.unlocked = key;
             self.engine = Some(Engine {
+                shared: store.is_shared(),
                 config: Arc::new(self.ctx.config.clone()),
                 state_dir: self.ctx.state_dir.clone(),
                 store: Arc::new(Mutex::new(store)),
@@ -143,7 +144,30 @@ impl Local {
             let _entered = runtime.enter();
             interrupted(caught.clone())?
         };
-        let outcome = runtime.block_on(engine.execute(req, Echo::Terminal, stop, |_| {}))?;
+        // On a shared store this process is a node while its run goes: it
+        // renews its lease, or other nodes would take the run for lost.
+        let lease = engine.shared.then(|| {
+            let engine = engine.clone();
+            runtime.spawn(async move {
+                let lease = engine.config.store.lease();
+                loop {
+                    tokio::time::sleep(lease / 3).await;
+                    if let Ok(Err(e)) = engine.with_store(|s| s.heartbeat()).await {
+                        eprintln!("warning: could not renew this run's lease: {e}");
+                    }
+                }
+            })
+        });
+        let outcome = runtime.block_on(engine.execute(req, Echo::Terminal, stop, |_| {}));
+        if let Some(task) = lease {
+            task.abort();
+            let _ = engine
+                .store
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .leave();
+        }
+        let outcome = outcome?;
         let signal = Some(caught.load(Ordering::SeqCst)).filter(|s| *s != 0);
         handlers::run::ended(&outcome.record, outcome.exit_code(), signal)
     }

@@ -67,6 +67,17 @@ impl Backend {
         }
     }
 
+    /// Sends one request and gathers the output it produces (a stored log)
+    /// instead of showing it.
+    pub fn call_gathered(&mut self, request: Request) -> Result<(Reply, Vec<u8>)> {
+        let mut out = Gathered(Vec::new());
+        let reply = match self {
+            Backend::Local(local) => local.call(request, &mut out),
+            Backend::Daemon(client) => client.call(request, &mut out),
+        }?;
+        Ok((reply, out.0))
+    }
+
     /// Starts a run as the caller and streams its output here; the reply
     /// is the run's end.
     pub fn run(&mut self, agent: String, prompt: Option<String>) -> Result<Reply> {
@@ -106,5 +117,14 @@ impl Output for Terminal {
             }
             OutputStream::Stderr => std::io::stderr().lock().write_all(bytes),
         };
+    }
+}
+
+/// Output kept in memory, in order, both streams together.
+struct Gathered(Vec<u8>);
+
+impl Output for Gathered {
+    fn output(&mut self, _: OutputStream, bytes: &[u8]) {
+        self.0.extend_from_slice(bytes);
     }
 }

@@ -8,7 +8,7 @@ use crate::fail::Failure;
 
 pub fn run(ctx: &Context) -> Result<()> {
     if let Some(parent) = ctx.key_file.parent() {
-        supervisor_store::create_private_dir(parent)?;
+        supervisor_store::ensure_private_dir(parent)?;
     }
     let key = match ctx.key() {
         Ok(key) => {
@@ -21,10 +21,10 @@ pub fn run(ctx: &Context) -> Result<()> {
         Err(e) if matches!(e.downcast_ref(), Some(StoreError::KeyMissing { .. })) => {
             // A new key cannot open a store sealed with the lost one; writing
             // it would only take the place where the backup must go.
-            if let Ok(store) = Store::open(&ctx.state_dir, None) {
+            if let Ok(store) = Store::open_at(&ctx.location()?, None) {
                 return Err(Failure::new(format!(
                     "the store at {} exists, but its master key at {} is missing",
-                    store.path().display(),
+                    store.describe(),
                     ctx.key_file.display()
                 ))
                 .hint(format!(
@@ -43,7 +43,10 @@ pub fn run(ctx: &Context) -> Result<()> {
         }
         Err(e) => return Err(e),
     };
-    let store = Store::init(&ctx.state_dir, &key)?;
-    println!("store ready at {}", store.path().display());
+    // The state directory holds the key (by default), run logs and homes
+    // whichever database holds the store.
+    supervisor_store::ensure_private_dir(&ctx.state_dir)?;
+    let store = Store::init_at(&ctx.location()?, &key)?;
+    println!("store ready at {}", store.describe());
     Ok(())
 }

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod config;
 pub mod init;
+mod print;
 pub mod run;
 pub mod runs;
 pub mod schedules;

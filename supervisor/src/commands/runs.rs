@@ -3,10 +3,11 @@
 
 use anyhow::Result;
 use supervisor_protocol::{Reply, Request};
-use supervisor_store::format_time;
 
+use super::print::{self, Table};
 use super::views::{RunView, read, read_all, unexpected};
 use crate::backend::Backend;
+use crate::when;
 
 pub fn list(backend: &mut Backend, json: bool, agent: Option<&str>, limit: usize) -> Result<()> {
     let runs = match backend.call(Request::RunsList {
@@ -17,30 +18,28 @@ pub fn list(backend: &mut Backend, json: bool, agent: Option<&str>, limit: usize
         other => return Err(unexpected(other)),
     };
     if json {
-        println!("{}", serde_json::to_string(&runs)?);
-        return Ok(());
+        return print::json(&runs);
     }
     if runs.is_empty() {
         println!("(no runs yet: `supervisor run AGENT` starts one)");
         return Ok(());
     }
-    println!(
-        "{:<36}   {:<16} {:<8} {:<10} {:<24} {:>9}",
-        "ID", "AGENT", "TRIGGER", "MEMBER", "OUTCOME", "DURATION"
-    );
+    let mut table = Table::new(&[
+        "ID", "AGENT", "TRIGGER", "MEMBER", "STARTED", "STATUS", "EXIT", "DURATION",
+    ]);
     for r in read_all::<RunView>(&runs, "run")? {
-        println!(
-            "{:<36}   {:<16} {:<8} {:<10} {:<24} {:>9}",
-            r.id,
-            r.agent,
-            r.trigger,
-            r.member.as_deref().unwrap_or("-"),
-            r.outcome(),
-            r.seconds()
-                .map(|s| format!("{s:.1}s"))
-                .unwrap_or_else(|| "-".into())
-        );
+        table.row(vec![
+            r.id.clone(),
+            r.agent.clone(),
+            r.trigger.clone(),
+            r.member.clone().unwrap_or_else(|| "-".into()),
+            when::local(r.started_at),
+            r.status.clone(),
+            r.exit_code.map_or_else(|| "-".into(), |c| c.to_string()),
+            r.duration().unwrap_or_else(|| "-".into()),
+        ]);
     }
+    table.print();
     Ok(())
 }
 
@@ -50,37 +49,51 @@ pub fn show(backend: &mut Backend, id: &str, json: bool) -> Result<()> {
         other => return Err(unexpected(other)),
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&doc)?);
-        return Ok(());
+        return print::json(&doc);
     }
     let r: RunView = read(&doc, "run")?;
-    println!("run       {}", r.id);
-    println!("agent     {}", r.agent);
-    println!("trigger   {}", r.trigger);
+    println!("run        {}", r.id);
+    println!("agent      {}", r.agent);
+    println!("trigger    {}", r.trigger);
     println!(
-        "member    {}",
+        "member     {}",
         r.member.as_deref().unwrap_or("none (team secrets only)")
     );
-    println!("outcome   {}", r.outcome());
+    println!("status     {}", r.status);
+    if let Some(code) = r.exit_code {
+        println!("exit code  {code}");
+    }
+    if let Some(signal) = r.signal {
+        println!("signal     {signal}");
+    }
     if let Some(reason) = &r.reason {
-        println!("reason    {reason}");
+        println!("reason     {reason}");
     }
     if let Some(secret) = &r.secret {
         println!(
-            "reason    its output showed the value of {secret} (redacted); on_leak = \"fail\" stopped it"
+            "reason     its output showed the value of {secret} (redacted); `on_leak = \"fail\"` stopped it"
         );
     }
-    println!("started   {}", format_time(r.started_at));
+    println!("started    {}", when::local(r.started_at));
     println!(
-        "ended     {}",
-        r.ended_at.map(format_time).unwrap_or_else(|| "-".into())
+        "ended      {}",
+        r.ended_at.map(when::local).unwrap_or_else(|| "-".into())
     );
+    if let Some(d) = r.duration() {
+        println!("duration   {d}");
+    }
     println!(
-        "log       {} bytes, {} redaction(s)",
+        "log        {} bytes, {} redaction(s)",
         r.log_bytes, r.redactions
     );
-    if let Some(list) = r.detail["injected"].as_array() {
-        println!("secrets   {}", if list.is_empty() { "none" } else { "" });
+    print_detail(&r.detail);
+    Ok(())
+}
+
+/// What the run received and what its output showed, from `detail`.
+fn print_detail(detail: &serde_json::Value) {
+    if let Some(list) = detail["injected"].as_array() {
+        println!("secrets    {}", if list.is_empty() { "none" } else { "" });
         for s in list {
             let shadows = s["shadows"]
                 .as_i64()
@@ -99,32 +112,45 @@ pub fn show(backend: &mut Backend, id: &str, json: bool) -> Result<()> {
             );
         }
     }
-    if let Some(list) = r.detail["leaks"].as_array().filter(|l| !l.is_empty()) {
+    if let Some(list) = detail["leaks"].as_array().filter(|l| !l.is_empty()) {
         let shown: Vec<String> = list
             .iter()
             .map(|l| format!("{} ({}x)", l["name"].as_str().unwrap_or("?"), l["hits"]))
             .collect();
-        println!("leaked    {} (values redacted)", shown.join(", "));
+        println!("leaked     {} (values redacted)", shown.join(", "));
     }
     for (key, label) in [
         ("missing", "not in scope"),
         ("not_redacted", "too short to redact"),
     ] {
-        if let Some(list) = r.detail[key].as_array().filter(|l| !l.is_empty()) {
+        if let Some(list) = detail[key].as_array().filter(|l| !l.is_empty()) {
             let names: Vec<&str> = list.iter().filter_map(|v| v.as_str()).collect();
-            println!("{label:<9} {}", names.join(", "));
+            println!("{label:<10} {}", names.join(", "));
         }
     }
     for key in ["error", "log_error"] {
-        if let Some(e) = r.detail[key].as_str() {
-            println!("{key:<9} {e}");
+        if let Some(e) = detail[key].as_str() {
+            println!("{key:<10} {e}");
         }
     }
-    Ok(())
+    for note in detail["notes"].as_array().into_iter().flatten() {
+        if let Some(n) = note.as_str() {
+            println!("note       {n}");
+        }
+    }
 }
 
-/// The log streams to stdout as it arrives.
-pub fn logs(backend: &mut Backend, id: &str) -> Result<()> {
+/// The log streams to stdout as it arrives; with `json`, it is gathered
+/// into one document.
+pub fn logs(backend: &mut Backend, id: &str, json: bool) -> Result<()> {
+    if json {
+        let (reply, bytes) = backend.call_gathered(Request::RunsLogs { id: id.to_owned() })?;
+        let Reply::Log { id, found } = reply else {
+            return Err(unexpected(reply));
+        };
+        let log = found.then(|| String::from_utf8_lossy(&bytes).into_owned());
+        return print::json(&serde_json::json!({ "id": id, "log": log }));
+    }
     match backend.call(Request::RunsLogs { id: id.to_owned() })? {
         Reply::Log { found: true, .. } => Ok(()),
         Reply::Log { id, found: false } => {

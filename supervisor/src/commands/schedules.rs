@@ -8,6 +8,7 @@ use serde::Serialize;
 use supervisor_config::Schedule;
 use supervisor_triggers::CronSchedule;
 
+use super::print;
 use crate::context::Context;
 use crate::fail::Failure;
 
@@ -24,7 +25,7 @@ struct Listed<'a> {
     overlap: &'a str,
     /// RFC 3339 with the zone's offset; empty when the schedule cannot fire.
     next: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Why it cannot fire (`null` when it can).
     error: Option<String>,
 }
 
@@ -61,7 +62,7 @@ pub fn list(ctx: &Context, json: bool) -> Result<()> {
         .map(|s| listed(s, now))
         .collect();
     if json {
-        println!("{}", serde_json::to_string_pretty(&all)?);
+        print::json(&all)?;
     } else if all.is_empty() {
         println!("(no schedules: add [[schedules]] entries to the config)");
     } else {

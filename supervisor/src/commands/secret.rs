@@ -1,7 +1,7 @@
 //! `supervisor secret create|update|delete|list`. Values come in through a
 //! file, a hidden prompt or stdin, and never go out again.
 
-use std::io::{IsTerminal, Read, Write};
+use std::io::{IsTerminal, Read};
 
 use anyhow::{Context as _, Result};
 use secrecy::{ExposeSecret, SecretString};
@@ -9,6 +9,7 @@ use supervisor_protocol::{Change, Reply, Request, SecretValue, Target, TargetSco
 use supervisor_store::MAX_VALUE_LEN;
 use zeroize::Zeroizing;
 
+use super::print::{self, Table};
 use super::views::{SecretView, read, read_all, unexpected};
 use crate::backend::Backend;
 use crate::cli::{TargetArgs, WriteArgs};
@@ -31,9 +32,11 @@ fn target(args: &TargetArgs) -> Target {
 }
 
 /// Reads the value: --value-file exactly, else a hidden prompt (twice) on a
-/// terminal, else all of stdin exactly.
+/// terminal, else all of stdin exactly. Line breaks at the end of a file or
+/// of stdin are kept (and said) unless --strip-newline removes them (and
+/// says so): bytes are never changed silently.
 fn read_value(args: &WriteArgs, name: &str) -> Result<SecretString> {
-    let bytes = if let Some(path) = &args.value_file {
+    let (mut bytes, source) = if let Some(path) = &args.value_file {
         let file = std::fs::File::open(path)
             .with_context(|| format!("reading the value from {}", path.display()))?;
         let meta = file
@@ -61,7 +64,7 @@ fn read_value(args: &WriteArgs, name: &str) -> Result<SecretString> {
             .hint("a value file must hold the value alone; a device or pipe is read up to the limit")
             .into());
         }
-        buf
+        (buf, path.display().to_string())
     } else if std::io::stdin().is_terminal() {
         let first = SecretString::from(rpassword::prompt_password(format!("value for {name}: "))?);
         let again = SecretString::from(rpassword::prompt_password("again, to confirm: ")?);
@@ -75,8 +78,26 @@ fn read_value(args: &WriteArgs, name: &str) -> Result<SecretString> {
             .take(MAX_VALUE_LEN as u64 + 1)
             .read_to_end(&mut buf)
             .context("reading the value from standard input")?;
-        buf
+        (buf, "standard input".to_owned())
     };
+    let ending = line_break_at_end(&bytes);
+    if ending > 0 {
+        let what = describe_line_break(&bytes[bytes.len() - ending..]);
+        if args.strip_newline {
+            let kept = bytes.len() - ending;
+            bytes.truncate(kept);
+            eprintln!(
+                "note: removed the line break at the end of the value from {source} ({what}), as --strip-newline asks"
+            );
+        } else {
+            eprintln!(
+                "warning: the value from {source} ends with a line break ({what}); it is stored as is, and agents receive it"
+            );
+            eprintln!(
+                "hint: `printf %s \"$VALUE\"` writes a value without one (`echo` adds it), or pass --strip-newline to remove it; `secret update` replaces this one"
+            );
+        }
+    }
     match std::str::from_utf8(&bytes) {
         Ok(text) => Ok(SecretString::from(text.to_owned())),
         Err(e) => Err(Failure::new(format!(
@@ -86,6 +107,25 @@ fn read_value(args: &WriteArgs, name: &str) -> Result<SecretString> {
         .hint("store binary data base64-encoded")
         .into()),
     }
+}
+
+/// How many bytes at the end of `bytes` are line breaks (LF or CR).
+fn line_break_at_end(bytes: &[u8]) -> usize {
+    bytes
+        .iter()
+        .rev()
+        .take_while(|&&b| b == b'\n' || b == b'\r')
+        .count()
+}
+
+/// "1 byte: LF", "2 bytes: CR LF".
+fn describe_line_break(ending: &[u8]) -> String {
+    let names: Vec<&str> = ending
+        .iter()
+        .map(|&b| if b == b'\n' { "LF" } else { "CR" })
+        .collect();
+    let unit = if ending.len() == 1 { "byte" } else { "bytes" };
+    format!("{} {unit}: {}", ending.len(), names.join(" "))
 }
 
 fn warn_if_short(name: &str, len: usize) {
@@ -156,8 +196,7 @@ pub fn list(backend: &mut Backend, json: bool, all: bool) -> Result<()> {
         other => return Err(unexpected(other)),
     };
     if json {
-        println!("{}", serde_json::to_string(&secrets)?);
-        return Ok(());
+        return print::json(&secrets);
     }
     print_table(&read_all(&secrets, "secret")?, all);
     Ok(())
@@ -165,59 +204,36 @@ pub fn list(backend: &mut Backend, json: bool, all: bool) -> Result<()> {
 
 fn print_table(secrets: &[SecretView], with_owner: bool) {
     let now = supervisor_store::now();
-    let rows: Vec<[String; 6]> = secrets
-        .iter()
-        .map(|s| {
-            [
-                s.name.clone(),
-                s.scope.clone(),
-                s.owner.clone().unwrap_or_default(),
-                when::ago(s.updated_at, now),
-                leaked(s, now),
-                s.description.clone().unwrap_or_default(),
-            ]
-        })
-        .collect();
-    let header = [
+    let mut table = Table::new(&[
         "NAME",
         "SCOPE",
         "OWNER",
         "LAST UPDATED",
         "LEAKED",
         "DESCRIPTION",
-    ];
-    let width = |i: usize| {
-        rows.iter()
-            .map(|r| r[i].chars().count())
-            .chain([header[i].len()])
-            .max()
-            .unwrap_or(0)
-    };
-    let widths: Vec<usize> = (0..header.len()).map(width).collect();
+    ]);
+    for s in secrets {
+        table.row(vec![
+            s.name.clone(),
+            s.scope.clone(),
+            s.owner.clone().unwrap_or_default(),
+            when::ago(s.updated_at, now),
+            leaked(s, now),
+            s.description.clone().unwrap_or_default(),
+        ]);
+    }
     // The owner column for `--all`, the leak column when some secret has leaked.
     let any_leak = secrets.iter().any(|s| s.leak.is_some());
-    let columns: Vec<usize> = (0..header.len())
-        .filter(|&i| (i != 2 || with_owner) && (i != 4 || any_leak))
-        .collect();
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    let columns = &columns[..];
-    let mut line = |cells: &[&str]| {
-        let mut text = String::new();
-        for (k, &i) in columns.iter().enumerate() {
-            if k + 1 == columns.len() {
-                text.push_str(cells[i]);
-            } else {
-                text.push_str(&format!("{:<w$}   ", cells[i], w = widths[i]));
-            }
-        }
-        let _ = writeln!(out, "{}", text.trim_end());
+    let mut table = if with_owner {
+        table
+    } else {
+        table.without("OWNER")
     };
-    line(&header);
-    for r in &rows {
-        line(&r.iter().map(String::as_str).collect::<Vec<_>>());
+    if !any_leak {
+        table = table.without("LEAKED");
     }
-    drop(out);
-    if rows.is_empty() {
+    table.print();
+    if table.is_empty() {
         println!("(no secrets yet: `supervisor secret create --help` shows how to add one)");
     }
     if any_leak {
@@ -237,4 +253,20 @@ fn leaked(s: &SecretView, now: chrono::DateTime<chrono::Utc>) -> String {
         _ => String::new(),
     };
     format!("{} in run {}{more}", when::ago(leak.at, now), leak.run)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_breaks_at_the_end_are_counted_and_named() {
+        assert_eq!(line_break_at_end(b"token"), 0);
+        assert_eq!(line_break_at_end(b"token\n"), 1);
+        assert_eq!(line_break_at_end(b"token\r\n"), 2);
+        assert_eq!(line_break_at_end(b"to\nken"), 0);
+        assert_eq!(line_break_at_end(b"\n\n"), 2);
+        assert_eq!(describe_line_break(b"\n"), "1 byte: LF");
+        assert_eq!(describe_line_break(b"\r\n"), "2 bytes: CR LF");
+    }
 }

@@ -7,6 +7,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use supervisor_protocol::Reply;
+use supervisor_store::RunStatus;
 
 /// An answer that does not fit the request (a daemon of another version).
 pub fn unexpected(reply: Reply) -> anyhow::Error {
@@ -78,6 +79,9 @@ pub struct RunView {
     pub reason: Option<String>,
     /// The secret whose value a `leaked` run showed.
     pub secret: Option<String>,
+    /// The exit status `supervisor run` gives the run (null: none).
+    #[serde(default)]
+    pub exit_code: Option<i32>,
     pub started_at: DateTime<Utc>,
     pub ended_at: Option<DateTime<Utc>>,
     pub log_bytes: u64,
@@ -87,19 +91,41 @@ pub struct RunView {
 }
 
 impl RunView {
-    /// The outcome as tables show it: "failed (exit 3)", "succeeded".
-    pub fn outcome(&self) -> String {
-        match (self.status.as_str(), self.code, self.signal) {
-            ("failed", Some(code), _) => format!("failed (exit {code})"),
-            ("killed", _, Some(signal)) => format!("killed (signal {signal})"),
-            (other, _, _) => other.to_owned(),
-        }
+    /// The status the document describes (`None` for a word this version
+    /// does not know).
+    pub fn status(&self) -> Option<RunStatus> {
+        Some(match self.status.as_str() {
+            "running" => RunStatus::Running,
+            "succeeded" => RunStatus::Succeeded,
+            "failed" => RunStatus::Failed {
+                code: self.code.unwrap_or(1),
+            },
+            "killed" => RunStatus::Killed {
+                signal: self.signal.unwrap_or(9),
+            },
+            "timed_out" => RunStatus::TimedOut,
+            "interrupted" => RunStatus::Interrupted,
+            "lost" => RunStatus::Lost,
+            "leaked" => RunStatus::Leaked {
+                secret: self.secret.clone().unwrap_or_default(),
+            },
+            "rejected" => RunStatus::Rejected {
+                reason: self.reason.clone().unwrap_or_default(),
+            },
+            _ => return None,
+        })
     }
 
-    /// Seconds from start to end, when it ended.
-    pub fn seconds(&self) -> Option<f64> {
+    /// The outcome as [`crate::wording::outcome`] words it.
+    pub fn outcome(&self) -> String {
+        self.status()
+            .map_or_else(|| self.status.clone(), |s| crate::wording::outcome(&s))
+    }
+
+    /// How long it ran, once it ended.
+    pub fn duration(&self) -> Option<String> {
         self.ended_at
-            .map(|end| (end - self.started_at).num_milliseconds() as f64 / 1000.0)
+            .map(|end| crate::wording::elapsed(self.started_at, end))
     }
 }
 

@@ -15,7 +15,7 @@
 
 use anyhow::Result;
 use supervisor_config::{Config, Member};
-use supervisor_protocol::{Target, TargetScope};
+use supervisor_protocol::{ScopeFor, Target, TargetScope};
 use supervisor_store::Scope;
 
 use super::Caller;
@@ -79,15 +79,23 @@ impl Visible {
 
 /// The member behind the request: every request on the store needs one.
 pub fn member<'a>(caller: &'a Caller, config: &Config) -> Result<&'a Member> {
+    member_for(caller, config, false)
+}
+
+/// [`member`], for a request that only an admin may make when `admin`:
+/// the refusal of someone who is no member then shows the entry to add
+/// with `admin = true`.
+fn member_for<'a>(caller: &'a Caller, config: &Config, admin: bool) -> Result<&'a Member> {
     caller
         .member
         .as_ref()
-        .ok_or_else(|| caller.not_a_member(config).into())
+        .ok_or_else(|| caller.not_a_member(config, admin).into())
 }
 
 /// The scope a secret write or delete acts on, if the caller may.
 pub fn secret_scope(caller: &Caller, config: &Config, target: &Target) -> Result<Scope> {
-    let me = member(caller, config)?;
+    let admin = !matches!(target.scope, TargetScope::Personal { member: None });
+    let me = member_for(caller, config, admin)?;
     match &target.scope {
         TargetScope::Team if me.admin => Ok(Scope::Team),
         TargetScope::Team => Err(Denied::new(format!(
@@ -121,7 +129,7 @@ pub fn secret_scope(caller: &Caller, config: &Config, target: &Target) -> Result
 
 /// Whose secrets `secret list` shows.
 pub fn secret_list(caller: &Caller, config: &Config, all: bool) -> Result<Visible> {
-    let me = member(caller, config)?;
+    let me = member_for(caller, config, all)?;
     if !all {
         return Ok(Visible::Own(me.name.clone()));
     }
@@ -135,16 +143,20 @@ pub fn secret_list(caller: &Caller, config: &Config, all: bool) -> Result<Visibl
     )
 }
 
-/// Whether the caller may see what a run for `member` would receive.
-pub fn scope_query(caller: &Caller, config: &Config, for_member: Option<&str>) -> Result<()> {
+/// Whose run a scope question is about, if the caller may ask it (`None`:
+/// nobody's). Anyone may ask about their own runs and about runs with
+/// nobody behind them; another member's names their personal secrets.
+pub fn scope_query(caller: &Caller, config: &Config, who: &ScopeFor) -> Result<Option<String>> {
     let me = member(caller, config)?;
-    match for_member {
-        Some(other) if other != me.name && !me.admin => Err(Denied::new(format!(
+    match who {
+        ScopeFor::Caller => Ok(Some(me.name.clone())),
+        ScopeFor::Nobody => Ok(None),
+        ScopeFor::Member(other) if other != &me.name && !me.admin => Err(Denied::new(format!(
             "what a run of `{other}` receives names their personal secrets, which only admins may see"
         ))
-        .hint("leave out --member, or pass your own name")
+        .hint("leave out --member for your own runs, or pass --nobody for runs with no member")
         .into()),
-        _ => Ok(()),
+        ScopeFor::Member(other) => Ok(Some(other.clone())),
     }
 }
 
@@ -165,7 +177,7 @@ pub fn runs(caller: &Caller, config: &Config) -> Result<Visible> {
 
 /// The audit log: admins only.
 pub fn audit(caller: &Caller, config: &Config) -> Result<()> {
-    let me = member(caller, config)?;
+    let me = member_for(caller, config, true)?;
     if me.admin {
         return Ok(());
     }

@@ -45,8 +45,12 @@ impl Caller {
     }
 
     /// The refusal for a caller who is no member: names the user (and, on
-    /// the socket, the uid) and shows the `[[members]]` entry to add.
-    pub fn not_a_member(&self, config: &Config) -> Failure {
+    /// the socket, the uid) and shows the `[[members]]` entry to add, with
+    /// `admin = true` when what they asked for needs an admin (`admin`:
+    /// team secrets, another member's, every run, the audit log). On the
+    /// socket the request is not known yet, and the admin who adds them
+    /// decides.
+    pub fn not_a_member(&self, config: &Config, admin: bool) -> Failure {
         let user = &self.user;
         let entry = format!("  [[members]]\n  name = \"{user}\"\n  unix_user = \"{user}\"\n");
         let file = config.path.display();
@@ -56,14 +60,18 @@ impl Caller {
                 self.uid, config.team.name
             ))
             .hint(format!(
-                "an admin adds to {file} on the supervisor's host:\n\n{entry}\nand reloads the daemon (`systemctl reload supervisor`)"
+                "an admin adds to {file} on the supervisor's host:\n\n{entry}  admin = true   # only for one who manages team secrets and reads every run\n\nand reloads the daemon (`systemctl reload supervisor`)"
             ))
         } else {
             Failure::new(format!(
                 "the user `{user}` is not a member of team `{}`",
                 config.team.name
             ))
-            .hint(format!("add to {file}:\n\n{entry}"))
+            .hint(if admin {
+                format!("add to {file}:\n\n{entry}  admin = true   # what you asked for needs an admin\n")
+            } else {
+                format!("add to {file}:\n\n{entry}")
+            })
         }
     }
 }

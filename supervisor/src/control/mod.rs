@@ -15,7 +15,7 @@ use std::sync::MutexGuard;
 
 use anyhow::{Result, anyhow};
 use supervisor_protocol::{OutputStream, Reply, Request};
-use supervisor_store::Store;
+use supervisor_store::{RunRecord, Store};
 
 pub use caller::Caller;
 
@@ -87,4 +87,19 @@ fn store(engine: &Engine) -> MutexGuard<'_, Store> {
 /// A record as the JSON document `--json` prints.
 fn document(record: &impl serde::Serialize) -> Result<serde_json::Value> {
     Ok(serde_json::to_value(record)?)
+}
+
+/// A run as the JSON document `--json` prints: the record, with every
+/// field of its status present (`null` when this status has none), and
+/// the exit status `supervisor run` gives it, as a number (`null` while it
+/// runs or when it was stopped from outside).
+pub fn run_document(record: &RunRecord) -> Result<serde_json::Value> {
+    let mut doc = document(record)?;
+    if let Some(fields) = doc.as_object_mut() {
+        for key in ["code", "signal", "reason", "secret"] {
+            fields.entry(key).or_insert(serde_json::Value::Null);
+        }
+    }
+    doc["exit_code"] = serde_json::json!(crate::wording::exit_code(&record.status));
+    Ok(doc)
 }

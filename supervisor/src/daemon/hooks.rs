@@ -17,9 +17,11 @@ use serde_json::json;
 use supervisor_config::Webhook;
 use supervisor_triggers::webhook;
 
+use supervisor_triggers::TriggerEvent;
+
 use super::Daemon;
 use super::http::{header_str, plain, read_body};
-use crate::run::RunRequest;
+use super::resume::Claim;
 
 /// How long a request's signature is remembered: the signature window
 /// either way, with room to spare.
@@ -36,11 +38,9 @@ async fn receive(
     body: axum::body::Body,
 ) -> Response {
     let metrics = &d.runner.metrics;
-    let config = d.config();
-    let (Some(hook), Some(secret)) = (
-        config.webhook(&name),
-        d.credentials().webhooks.get(&name).cloned(),
-    ) else {
+    let (config, credentials) = d.current();
+    let (Some(hook), Some(secret)) = (config.webhook(&name), credentials.webhooks.get(&name))
+    else {
         metrics.webhook("webhook", "unknown_hook");
         return plain(StatusCode::NOT_FOUND, "no such webhook");
     };
@@ -68,7 +68,7 @@ async fn receive(
     let keys = [format!("{name}:{}", signature.unwrap_or_default())];
     let meta = json!({ "hook": name, "timestamp": timestamp, "signature": signature });
     match d
-        .claim_delivery("webhook", &keys, DEDUPE_TTL_SECS, &meta, &body)
+        .prune_and_claim_delivery("webhook", &keys, DEDUPE_TTL_SECS, &meta, &body)
         .await
     {
         Ok(true) => {}
@@ -104,47 +104,24 @@ async fn receive(
 }
 
 /// The run a verified request asks for.
-fn request(hook: &Webhook, body: &[u8], key: &str) -> RunRequest {
-    let event = webhook::event(hook, body);
-    RunRequest {
-        agent: event.agent,
-        kind: event.kind,
-        initiator: None,
-        prompt: event.prompt,
-        source: event.source,
-        delivery: Some(format!("webhook:{key}")),
-    }
+fn request(hook: &Webhook, body: &[u8], key: &str) -> TriggerEvent {
+    webhook::event(hook, body).answering(format!("webhook:{key}"))
 }
 
 /// Takes up a delivery answered by a daemon that died before its run was
 /// recorded: checked again against the hook's secret (as it was signed,
 /// its age aside), then queued. The sender was answered already, so a full
 /// queue records a refusal.
-pub(super) fn resume(
-    d: &Arc<Daemon>,
-    key: &str,
-    meta: &serde_json::Value,
-    body: &[u8],
-) -> Result<(), String> {
-    let name = meta["hook"].as_str().unwrap_or_default();
-    let config = d.config();
-    let (Some(hook), Some(secret)) = (
-        config.webhook(name),
-        d.credentials().webhooks.get(name).cloned(),
-    ) else {
+pub(super) fn resume(d: &Arc<Daemon>, claim: &Claim) -> Result<(), String> {
+    let name = claim.meta["hook"].as_str().unwrap_or_default();
+    let (config, credentials) = d.current();
+    let (Some(hook), Some(secret)) = (config.webhook(name), credentials.webhooks.get(name)) else {
         return Err(format!("webhook `{name}` is no longer configured"));
     };
-    let timestamp = meta["timestamp"].as_str();
-    let signed_at = timestamp.and_then(|t| t.parse().ok()).unwrap_or(0);
-    webhook::verify(
-        secret.expose_secret().as_bytes(),
-        timestamp,
-        meta["signature"].as_str(),
-        body,
-        signed_at,
-    )
-    .map_err(|e| format!("it no longer verifies: {e}"))?;
-    let _ = d.runner.submit(request(hook, body, key), None);
+    super::resume::verify_again(webhook::verify, secret, claim)?;
+    let _ = d
+        .runner
+        .submit(request(hook, &claim.body, &claim.key), None);
     Ok(())
 }
 

@@ -50,10 +50,7 @@ async fn healthz(State(d): State<Arc<Daemon>>) -> Response {
 
 async fn metrics(State(d): State<Arc<Daemon>>) -> Response {
     (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
+        [(header::CONTENT_TYPE, super::metrics::CONTENT_TYPE)],
         d.runner.metrics.render(),
     )
         .into_response()

@@ -22,13 +22,15 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use supervisor_store::{RunRecord, RunStatus};
 use supervisor_triggers::linear::{self, Data, LinearWebhook};
-use supervisor_triggers::{Decision, ParseError, VerifyError};
+use supervisor_triggers::{Decision, ParseError, TriggerEvent, VerifyError};
 
 use super::Daemon;
 use super::client::{HttpClient, REQUEST_TIMEOUT};
 use super::http::{header_str, plain, read_body};
-use super::runner::{Replier, ReplyFuture, describe_outcome};
-use crate::run::{Outcome, RunRequest};
+use super::resume::Claim;
+use super::runner::{Replier, ReplyFuture};
+use crate::run::Outcome;
+use crate::wording;
 
 /// The metrics label of this source.
 const SOURCE: &str = "linear";
@@ -65,8 +67,7 @@ async fn receive(
     body: axum::body::Body,
 ) -> Response {
     let metrics = &d.runner.metrics;
-    let config = d.config();
-    let credentials = d.credentials();
+    let (config, credentials) = d.current();
     let (Some(linear_config), Some(secret), Some(api_key)) = (
         config.linear.as_ref(),
         credentials.linear_webhook_secret.clone(),
@@ -133,7 +134,7 @@ async fn receive(
     }
     let meta = json!({ "signature": signature });
     match d
-        .claim_delivery(SOURCE, &keys, DEDUPE_TTL_SECS, &meta, &body)
+        .prune_and_claim_delivery(SOURCE, &keys, DEDUPE_TTL_SECS, &meta, &body)
         .await
     {
         Ok(true) => {}
@@ -200,36 +201,22 @@ async fn receive(
 
 /// The run an event asks for, answered with comments on its issue.
 fn run_request(
-    event: supervisor_triggers::TriggerEvent,
+    event: TriggerEvent,
     webhook: &LinearWebhook,
     api: Api,
     delivery: String,
-) -> (RunRequest, Option<Arc<dyn Replier>>) {
+) -> (TriggerEvent, Option<Arc<dyn Replier>>) {
     let replier = issue_of(webhook).map(|issue| {
         Arc::new(LinearReplier::new(api, issue, event.agent.clone())) as Arc<dyn Replier>
     });
-    let req = RunRequest {
-        agent: event.agent,
-        kind: event.kind,
-        initiator: event.initiator,
-        prompt: event.prompt,
-        source: event.source,
-        delivery: Some(delivery),
-    };
-    (req, replier)
+    (event.answering(delivery), replier)
 }
 
 /// Takes up a delivery answered by a daemon that died before its run was
 /// recorded: its signature checked again (its age aside), routed, queued.
 /// Linear was answered already, so a full queue records a refusal.
-pub(super) fn resume(
-    d: &Arc<Daemon>,
-    key: &str,
-    meta: &serde_json::Value,
-    body: &[u8],
-) -> Result<(), String> {
-    let config = d.config();
-    let credentials = d.credentials();
+pub(super) fn resume(d: &Arc<Daemon>, claim: &Claim) -> Result<(), String> {
+    let (config, credentials) = d.current();
     let (Some(linear_config), Some(secret), Some(api_key)) = (
         config.linear.as_ref(),
         credentials.linear_webhook_secret.as_ref(),
@@ -239,11 +226,11 @@ pub(super) fn resume(
     };
     linear::verify(
         secret.expose_secret().as_bytes(),
-        meta["signature"].as_str(),
-        body,
+        claim.meta["signature"].as_str(),
+        &claim.body,
     )
     .map_err(|e| format!("it no longer verifies: {e}"))?;
-    let webhook = linear::parse(body).map_err(|e| e.to_string())?;
+    let webhook = linear::parse(&claim.body).map_err(|e| e.to_string())?;
     let Decision::Run(event) = linear::route(&webhook, &config) else {
         return Err("it asks for no run".into());
     };
@@ -251,7 +238,7 @@ pub(super) fn resume(
         url: linear_config.api_url.clone(),
         authorization: authorization(api_key),
     };
-    let (req, replier) = run_request(event, &webhook, api, format!("{SOURCE}:{key}"));
+    let (req, replier) = run_request(event, &webhook, api, format!("{SOURCE}:{}", claim.key));
     let _ = d.runner.submit(req, replier);
     Ok(())
 }
@@ -388,7 +375,7 @@ impl Replier for LinearReplier {
         // reply that quotes a run does.
         let text = finished_text(&inner.agent, outcome);
         let text = match &outcome.redactor {
-            Some(r) => crate::run::redact_text(r, &text),
+            Some(r) => r.redact_text(&text),
             None => text,
         };
         // A refused run never started, so no start comment is coming.
@@ -419,10 +406,9 @@ fn started_text(agent: &str, record: &RunRecord) -> String {
 /// it is cut.
 pub fn finished_text(agent: &str, outcome: &Outcome) -> String {
     let r = &outcome.record;
-    let mut text = format!("Agent `{agent}` {}", describe_outcome(&r.status));
+    let mut text = format!("Agent `{agent}` {}", wording::outcome(&r.status));
     if let Some(end) = r.ended_at {
-        let ms = (end - r.started_at).num_milliseconds().max(0) as u64;
-        text.push_str(&format!(" after {}", duration(ms)));
+        text.push_str(&format!(" after {}", wording::elapsed(r.started_at, end)));
     }
     text.push_str(&format!(" (run ID `{}`).", r.id));
     let tail = match &outcome.redactor {
@@ -460,21 +446,6 @@ fn fence_for(s: &str) -> String {
         longest = longest.max(run);
     }
     "`".repeat((longest + 1).max(3))
-}
-
-fn duration(ms: u64) -> String {
-    match ms {
-        0..1_000 => format!("{ms} ms"),
-        1_000..60_000 => format!("{:.1} s", ms as f64 / 1000.0),
-        _ => {
-            let s = ms / 1000;
-            if s < 3600 {
-                format!("{}m {:02}s", s / 60, s % 60)
-            } else {
-                format!("{}h {:02}m", s / 3600, (s % 3600) / 60)
-            }
-        }
-    }
 }
 
 fn short(s: &str, max: usize) -> String {
@@ -585,13 +556,5 @@ mod tests {
         assert_eq!(last_chars("abc", 3), ("abc", false));
         assert_eq!(last_chars("abcd", 3), ("bcd", true));
         assert_eq!(last_chars("ééé", 2), ("éé", true));
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(duration(12), "12 ms");
-        assert_eq!(duration(2500), "2.5 s");
-        assert_eq!(duration(125_000), "2m 05s");
-        assert_eq!(duration(3_900_000), "1h 05m");
     }
 }

@@ -1,232 +1,163 @@
-//! Counters and gauges of the daemon, rendered in the Prometheus text format.
+//! Counters and gauges of the daemon, served at `/metrics` in the
+//! OpenMetrics text format by the Prometheus client library, which does the
+//! format and its escaping. Labels are names (agents, triggers, secrets,
+//! results), never values.
 
-use std::collections::BTreeMap;
-use std::fmt::Write;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Metric, Registry};
+
+/// What `/metrics` answers with.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Schedule lateness buckets, in seconds.
 const LATENESS_BUCKETS: [f64; 8] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0];
 
-#[derive(Default)]
+/// A series' labels: names and their values, in order.
+type Labels<const N: usize> = [(&'static str, String); N];
+
+/// Counters by label values, counted up one at a time.
+type Counters<const N: usize> = Family<Labels<N>, Counter>;
+
 pub struct Metrics {
-    started: Mutex<BTreeMap<(String, String), u64>>,
-    finished: Mutex<BTreeMap<(String, String, String), u64>>,
-    webhooks: Mutex<BTreeMap<(String, String), u64>>,
-    control: Mutex<BTreeMap<(String, String), u64>>,
-    leaks: Mutex<BTreeMap<(String, String), u64>>,
-    pub running: AtomicU64,
-    pub queued: AtomicU64,
-    pub redactions: AtomicU64,
-    lateness: Mutex<Histogram>,
+    registry: Registry,
+    started: Counters<2>,
+    finished: Counters<3>,
+    webhooks: Counters<2>,
+    control: Counters<2>,
+    leaks: Counters<2>,
+    /// Agents running now.
+    pub running: Gauge,
+    /// Runs waiting for a free slot.
+    pub queued: Gauge,
+    redactions: Counter,
+    lateness: Histogram,
 }
 
-#[derive(Default)]
-struct Histogram {
-    counts: [u64; LATENESS_BUCKETS.len()],
-    count: u64,
-    sum: f64,
+/// Counts one more of the series with these label values.
+fn bump<const N: usize>(family: &Counters<N>, labels: [(&'static str, &str); N]) {
+    family
+        .get_or_create(&labels.map(|(name, value)| (name, value.to_owned())))
+        .inc();
 }
 
-fn bump<K: Ord>(map: &Mutex<BTreeMap<K, u64>>, key: K) {
-    *map.lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .entry(key)
-        .or_default() += 1;
+/// A metric registered under `name` (counters without `_total`: the
+/// format adds it), and a handle to it.
+fn registered<M: Metric + Clone>(r: &mut Registry, name: &str, help: &str, metric: M) -> M {
+    r.register(name, help, metric.clone());
+    metric
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        let mut r = Registry::default();
+        Metrics {
+            started: registered(
+                &mut r,
+                "supervisor_runs_started",
+                "Runs started, by agent and trigger",
+                Family::default(),
+            ),
+            finished: registered(
+                &mut r,
+                "supervisor_runs_finished",
+                "Runs finished, by agent, trigger and outcome",
+                Family::default(),
+            ),
+            running: registered(
+                &mut r,
+                "supervisor_runs_running",
+                "Agents running now",
+                Gauge::default(),
+            ),
+            queued: registered(
+                &mut r,
+                "supervisor_runs_queued",
+                "Runs waiting for a free slot",
+                Gauge::default(),
+            ),
+            webhooks: registered(
+                &mut r,
+                "supervisor_webhook_requests",
+                "Webhook requests, by source and result",
+                Family::default(),
+            ),
+            control: registered(
+                &mut r,
+                "supervisor_control_requests",
+                "Requests on the control socket, by request and result",
+                Family::default(),
+            ),
+            redactions: registered(
+                &mut r,
+                "supervisor_redactions",
+                "Secret values replaced in agent output",
+                Counter::default(),
+            ),
+            leaks: registered(
+                &mut r,
+                "supervisor_secret_leaks",
+                "Runs whose output showed a secret's value (redacted), by agent and secret name",
+                Family::default(),
+            ),
+            lateness: registered(
+                &mut r,
+                "supervisor_schedule_lateness_seconds",
+                "How late scheduled runs were submitted",
+                Histogram::new(LATENESS_BUCKETS),
+            ),
+            registry: r,
+        }
+    }
 }
 
 impl Metrics {
     pub fn run_started(&self, agent: &str, trigger: &str) {
-        bump(&self.started, (agent.to_owned(), trigger.to_owned()));
+        bump(&self.started, [("agent", agent), ("trigger", trigger)]);
     }
 
     pub fn run_finished(&self, agent: &str, trigger: &str, outcome: &str) {
         bump(
             &self.finished,
-            (agent.to_owned(), trigger.to_owned(), outcome.to_owned()),
+            [("agent", agent), ("trigger", trigger), ("outcome", outcome)],
         );
     }
 
     /// One webhook request and what became of it (accepted, bad_signature,
     /// stale, duplicate, malformed, ...).
     pub fn webhook(&self, source: &str, result: &str) {
-        bump(&self.webhooks, (source.to_owned(), result.to_owned()));
+        bump(&self.webhooks, [("source", source), ("result", result)]);
     }
 
     /// One request on the control socket and how it ended (`ok`, or the
     /// error's kind: `denied`, `not_a_member`, `agent`, `malformed`, ...).
     pub fn control(&self, request: &str, result: &str) {
-        bump(&self.control, (request.to_owned(), result.to_owned()));
+        bump(&self.control, [("request", request), ("result", result)]);
     }
 
     /// A run of `agent` whose output showed the value of `secret`.
     pub fn leak(&self, agent: &str, secret: &str) {
-        bump(&self.leaks, (agent.to_owned(), secret.to_owned()));
+        bump(&self.leaks, [("agent", agent), ("secret", secret)]);
+    }
+
+    /// Values replaced in the output of a run that ended.
+    pub fn redacted(&self, count: u64) {
+        self.redactions.inc_by(count);
     }
 
     pub fn schedule_lateness(&self, seconds: f64) {
-        let mut h = self.lateness.lock().unwrap_or_else(|p| p.into_inner());
-        for (i, bound) in LATENESS_BUCKETS.iter().enumerate() {
-            if seconds <= *bound {
-                h.counts[i] += 1;
-            }
-        }
-        h.count += 1;
-        h.sum += seconds;
+        self.lateness.observe(seconds);
     }
 
+    /// The exposition, ending with `# EOF`.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let started = snapshot(&self.started);
-        let finished = snapshot(&self.finished);
-        let webhooks = snapshot(&self.webhooks);
-        let control = snapshot(&self.control);
-        let leaks = snapshot(&self.leaks);
-        header(
-            &mut out,
-            "supervisor_runs_started_total",
-            "counter",
-            "Runs started, by agent and trigger.",
-        );
-        for ((agent, trigger), n) in started {
-            let _ = writeln!(
-                out,
-                "supervisor_runs_started_total{{agent=\"{}\",trigger=\"{}\"}} {n}",
-                esc(&agent),
-                esc(&trigger)
-            );
-        }
-        header(
-            &mut out,
-            "supervisor_runs_finished_total",
-            "counter",
-            "Runs finished, by agent, trigger and outcome.",
-        );
-        for ((agent, trigger, outcome), n) in finished {
-            let _ = writeln!(
-                out,
-                "supervisor_runs_finished_total{{agent=\"{}\",trigger=\"{}\",outcome=\"{}\"}} {n}",
-                esc(&agent),
-                esc(&trigger),
-                esc(&outcome)
-            );
-        }
-        header(
-            &mut out,
-            "supervisor_runs_running",
-            "gauge",
-            "Agents running now.",
-        );
-        let _ = writeln!(
-            out,
-            "supervisor_runs_running {}",
-            self.running.load(Ordering::Relaxed)
-        );
-        header(
-            &mut out,
-            "supervisor_runs_queued",
-            "gauge",
-            "Runs waiting for a free slot.",
-        );
-        let _ = writeln!(
-            out,
-            "supervisor_runs_queued {}",
-            self.queued.load(Ordering::Relaxed)
-        );
-        header(
-            &mut out,
-            "supervisor_webhook_requests_total",
-            "counter",
-            "Webhook requests, by source and result.",
-        );
-        for ((source, result), n) in webhooks {
-            let _ = writeln!(
-                out,
-                "supervisor_webhook_requests_total{{source=\"{}\",result=\"{}\"}} {n}",
-                esc(&source),
-                esc(&result)
-            );
-        }
-        header(
-            &mut out,
-            "supervisor_control_requests_total",
-            "counter",
-            "Requests on the control socket, by request and result.",
-        );
-        for ((request, result), n) in control {
-            let _ = writeln!(
-                out,
-                "supervisor_control_requests_total{{request=\"{}\",result=\"{}\"}} {n}",
-                esc(&request),
-                esc(&result)
-            );
-        }
-        header(
-            &mut out,
-            "supervisor_redactions_total",
-            "counter",
-            "Secret values replaced in agent output.",
-        );
-        let _ = writeln!(
-            out,
-            "supervisor_redactions_total {}",
-            self.redactions.load(Ordering::Relaxed)
-        );
-        header(
-            &mut out,
-            "supervisor_secret_leaks_total",
-            "counter",
-            "Runs whose output showed a secret's value (redacted), by agent and secret name.",
-        );
-        for ((agent, secret), n) in leaks {
-            let _ = writeln!(
-                out,
-                "supervisor_secret_leaks_total{{agent=\"{}\",secret=\"{}\"}} {n}",
-                esc(&agent),
-                esc(&secret)
-            );
-        }
-        header(
-            &mut out,
-            "supervisor_schedule_lateness_seconds",
-            "histogram",
-            "How late scheduled runs were submitted.",
-        );
-        let h = self.lateness.lock().unwrap_or_else(|p| p.into_inner());
-        for (bound, n) in LATENESS_BUCKETS.iter().zip(h.counts) {
-            let _ = writeln!(
-                out,
-                "supervisor_schedule_lateness_seconds_bucket{{le=\"{bound}\"}} {n}"
-            );
-        }
-        let _ = writeln!(
-            out,
-            "supervisor_schedule_lateness_seconds_bucket{{le=\"+Inf\"}} {}",
-            h.count
-        );
-        let _ = writeln!(out, "supervisor_schedule_lateness_seconds_sum {}", h.sum);
-        let _ = writeln!(
-            out,
-            "supervisor_schedule_lateness_seconds_count {}",
-            h.count
-        );
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
     }
-}
-
-fn snapshot<K: Clone>(m: &Mutex<BTreeMap<K, u64>>) -> BTreeMap<K, u64> {
-    m.lock().unwrap_or_else(|p| p.into_inner()).clone()
-}
-
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-}
-
-/// Escapes a label value (backslash, quote, newline).
-fn esc(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 #[cfg(test)]
@@ -234,30 +165,45 @@ mod tests {
     use super::*;
 
     #[test]
-    fn renders_prometheus_text() {
+    fn renders_the_metric_names_the_readme_gives() {
         let m = Metrics::default();
         m.run_started("fixer", "cron");
         m.run_started("fixer", "cron");
         m.run_finished("fixer", "cron", "succeeded");
         m.webhook("slack", "bad_signature");
+        m.control("secret_list", "ok");
         m.schedule_lateness(0.003);
         m.leak("fixer", "GITHUB_TOKEN");
+        m.redacted(4);
+        m.running.inc();
+        let text = m.render();
+        for line in [
+            "supervisor_runs_started_total{agent=\"fixer\",trigger=\"cron\"} 2",
+            "supervisor_runs_finished_total{agent=\"fixer\",trigger=\"cron\",outcome=\"succeeded\"} 1",
+            "supervisor_webhook_requests_total{source=\"slack\",result=\"bad_signature\"} 1",
+            "supervisor_control_requests_total{request=\"secret_list\",result=\"ok\"} 1",
+            "supervisor_secret_leaks_total{agent=\"fixer\",secret=\"GITHUB_TOKEN\"} 1",
+            "supervisor_redactions_total 4",
+            "supervisor_runs_running 1",
+            "supervisor_runs_queued 0",
+            "supervisor_schedule_lateness_seconds_bucket{le=\"0.005\"} 1",
+            "supervisor_schedule_lateness_seconds_bucket{le=\"0.001\"} 0",
+            "supervisor_schedule_lateness_seconds_bucket{le=\"+Inf\"} 1",
+            "supervisor_schedule_lateness_seconds_count 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line}\n{text}");
+        }
+        assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        let m = Metrics::default();
+        m.webhook("slack", "a\"b\\c\nd");
         let text = m.render();
         assert!(
-            text.contains(
-                "supervisor_secret_leaks_total{agent=\"fixer\",secret=\"GITHUB_TOKEN\"} 1"
-            ),
-            "{text}"
+            text.contains(r#"result="a\"b\\c\nd"} 1"#),
+            "escaped by the format's rules: {text}"
         );
-        assert!(
-            text.contains("supervisor_runs_started_total{agent=\"fixer\",trigger=\"cron\"} 2"),
-            "{text}"
-        );
-        assert!(text.contains(
-            "supervisor_webhook_requests_total{source=\"slack\",result=\"bad_signature\"} 1"
-        ));
-        assert!(text.contains("supervisor_schedule_lateness_seconds_bucket{le=\"0.005\"} 1"));
-        assert!(text.contains("supervisor_schedule_lateness_seconds_bucket{le=\"0.001\"} 0"));
-        assert_eq!(esc("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
     }
 }

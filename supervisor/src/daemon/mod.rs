@@ -9,10 +9,12 @@
 //! stops accepting, stops the schedules, gives running runs `[server]
 //! shutdown_grace`, stops the rest (recorded `interrupted`) and exits 0.
 
+mod claims;
 pub mod client;
 pub mod control;
 mod hooks;
 mod http;
+mod lease;
 mod linear;
 mod metrics;
 mod notify;
@@ -94,31 +96,33 @@ pub struct Daemon {
     config: Mutex<(Arc<Config>, Arc<Credentials>)>,
     /// Claimed deliveries, in their own database file (see
     /// `supervisor_store::Deliveries`); used only on blocking threads.
-    deliveries: Arc<Mutex<Deliveries>>,
+    deliveries: Arc<claims::Claims>,
 }
 
 impl Daemon {
-    pub fn config(&self) -> Arc<Config> {
+    /// The config and the credentials as of the last (re)load, taken
+    /// together: a reload between two reads cannot mix them.
+    pub fn current(&self) -> (Arc<Config>, Arc<Credentials>) {
         self.config
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .0
             .clone()
+    }
+
+    pub fn config(&self) -> Arc<Config> {
+        self.current().0
     }
 
     pub fn credentials(&self) -> Arc<Credentials> {
-        self.config
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .1
-            .clone()
+        self.current().1
     }
 
-    /// Claims a delivery known by `keys` (on disk when this returns), with
-    /// its work (the verified body, and `meta` to check it again) kept until
-    /// its run is recorded; `false` when one of the keys was claimed within
+    /// Drops `source`'s claims older than `ttl_secs`, then claims a
+    /// delivery known by `keys` (on disk when this returns), with its work
+    /// (the verified body, and `meta` to check it again) kept until its run
+    /// is recorded; `false` when one of the keys was claimed within
     /// `ttl_secs`. Runs on a blocking thread, never on the caller's.
-    pub async fn claim_delivery(
+    pub async fn prune_and_claim_delivery(
         &self,
         source: &str,
         keys: &[String],
@@ -131,9 +135,8 @@ impl Daemon {
         let (meta, body) = (meta.to_string(), body.clone());
         tokio::task::spawn_blocking(move || {
             let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-            let mut d = deliveries.lock().unwrap_or_else(|p| p.into_inner());
             let now = chrono::Utc::now().timestamp();
-            d.claim_work(&source, &keys, now, ttl_secs as i64, &meta, &body)
+            deliveries.with(|d| d.claim_work(&source, &keys, now, ttl_secs as i64, &meta, &body))
         })
         .await
         .context("the delivery claim did not finish")?
@@ -146,8 +149,7 @@ impl Daemon {
             (self.deliveries.clone(), source.to_owned(), keys.to_vec());
         tokio::task::spawn_blocking(move || {
             let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-            let mut d = deliveries.lock().unwrap_or_else(|p| p.into_inner());
-            d.release(&source, &keys)
+            deliveries.with(|d| d.release(&source, &keys))
         })
         .await
         .context("the delivery release did not finish")?
@@ -175,7 +177,7 @@ impl Daemon {
 
 /// Runs the daemon until SIGTERM or SIGINT.
 pub fn serve(global: &Global) -> Result<()> {
-    let ctx = Context::load(global)?;
+    let ctx = Context::load_checked(global)?;
     crate::logging::init(&ctx.config.server.log);
     // Worker threads live as long as the runtime: agents spawned from them
     // keep their parent-death signal until the daemon exits.
@@ -204,8 +206,15 @@ async fn run(global: &Global, ctx: Context, host: Host) -> Result<()> {
     // socket refuses descendants, and we reap them.
     crate::reaper::become_subreaper().context("becoming the reaper of agents' orphans")?;
     tokio::spawn(reap_orphans());
+    let location = ctx.location()?;
     let mut store = ctx.store(true)?;
-    let mut deliveries = Deliveries::open(&ctx.state_dir)?;
+    // On a shared store this node holds a lease from now on: what it
+    // records and claims is its own while it renews it.
+    let lease = store.lease();
+    if lease.is_some() {
+        store.heartbeat()?;
+    }
+    let mut deliveries = Deliveries::open_at(&location, &ctx.state_dir)?;
     let taken = deliveries.take_over(&mut store)?;
     if taken > 0 {
         tracing::info!(
@@ -218,15 +227,15 @@ async fn run(global: &Global, ctx: Context, host: Host) -> Result<()> {
         tracing::warn!(runs = ?lost, "runs left running by a previous supervisor are now marked lost");
     }
     let config = Arc::new(ctx.config.clone());
-    check_schedules(&config)?;
     let credentials = Arc::new(Credentials::load(&config)?);
     let engine = Engine {
         config: config.clone(),
         state_dir: ctx.state_dir.clone(),
+        shared: store.is_shared(),
         store: Arc::new(Mutex::new(store)),
         host: Arc::new(host),
     };
-    let deliveries = Arc::new(Mutex::new(deliveries));
+    let deliveries = Arc::new(claims::Claims::open(deliveries, &location, &ctx.state_dir)?);
     let runner = Runner::new(
         engine.clone(),
         Arc::new(Metrics::default()),
@@ -241,6 +250,11 @@ async fn run(global: &Global, ctx: Context, host: Host) -> Result<()> {
     // Deliveries answered by a daemon that died before their runs were
     // recorded: taken up again before anything new is accepted.
     resume::pending(&daemon).await;
+    // Several nodes: renew the lease, take over what dead nodes left.
+    let keeper = match lease {
+        Some(lease) => Some(lease::Keeper::start(&ctx, lease, daemon.clone())?),
+        None => None,
+    };
 
     let server = &config.server;
     let socket_note = match &socket {
@@ -289,8 +303,7 @@ async fn run(global: &Global, ctx: Context, host: Host) -> Result<()> {
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
-            _ = hup.recv() => match Context::load(global).and_then(|new| {
-                check_schedules(&new.config)?;
+            _ = hup.recv() => match Context::load_checked(global).and_then(|new| {
                 let host = engine.host.reloaded(&new.config, &new.state_dir, &new.key_file);
                 check_containment(&new.config, &host)?;
                 let credentials = Credentials::load(&new.config)?;
@@ -325,6 +338,9 @@ async fn run(global: &Global, ctx: Context, host: Host) -> Result<()> {
     // their clients get that end (unless they stopped reading).
     let _ = stop_control.send(());
     runner.shutdown(config.server.shutdown_grace).await;
+    if let Some(keeper) = keeper {
+        keeper.leave().await;
+    }
     if let Some(control) = control
         && tokio::time::timeout(CLIENTS_GRACE, control).await.is_err()
     {
@@ -358,26 +374,6 @@ async fn reap_orphans() {
         }
         crate::reaper::reap_orphans();
     }
-}
-
-/// Refuses a config with a schedule that cannot fire, as `config check`
-/// does: started or reloaded with one, the daemon would silently never run it.
-fn check_schedules(config: &Config) -> Result<()> {
-    let broken = supervisor_triggers::validate_schedules(config);
-    if broken.is_empty() {
-        return Ok(());
-    }
-    let problems: Vec<String> = broken
-        .iter()
-        .map(|(name, e)| format!("schedule `{name}`: {e}"))
-        .collect();
-    Err(crate::fail::Failure::new(format!(
-        "{}: {}",
-        config.path.display(),
-        problems.join("; ")
-    ))
-    .hint("`supervisor schedules` shows each schedule's next firings once it parses")
-    .into())
 }
 
 /// Refuses a config with an agent that nothing would keep from the key and

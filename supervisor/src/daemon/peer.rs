@@ -69,7 +69,7 @@ pub fn identify(config: &Config, peer: PeerCred, daemon_pid: i32) -> Result<Call
         )
     })?;
     if caller.member.is_none() {
-        let refusal = caller.not_a_member(config);
+        let refusal = caller.not_a_member(config, false);
         let mut error = WireError::new(ErrorKind::NotAMember, refusal.message);
         error.hint = refusal.hint;
         return Err(error);

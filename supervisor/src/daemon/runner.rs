@@ -4,19 +4,20 @@
 //! never silently. At shutdown, waiting runs are refused and running ones
 //! get a grace period before their process groups are stopped.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use supervisor_store::{Deliveries, RunRecord, RunStatus};
+use supervisor_store::{RunRecord, RunStatus};
+use supervisor_triggers::TriggerEvent;
 use tokio::runtime::Handle;
 use tokio::sync::{Semaphore, mpsc, watch};
 
 use super::metrics::Metrics;
 use crate::run::output::Stream;
-use crate::run::{Echo, Engine, Outcome, RunRequest};
+use crate::run::{Echo, Engine, Outcome};
 
 /// A future that answers about a run somewhere (Slack, Linear). Its result
 /// is the list of failures to note on the run; a failure never affects it.
@@ -75,7 +76,11 @@ pub struct Runner {
     runtime: Handle,
     /// Claimed deliveries: a run's work is dropped from them once the run
     /// is recorded.
-    deliveries: Option<Arc<Mutex<Deliveries>>>,
+    deliveries: Option<Arc<super::claims::Claims>>,
+    /// Deliveries (`<source>:<key>`) queued or running here and not yet
+    /// recorded: a claim of this node that is in none of them was never
+    /// queued (see `resume::stale`).
+    in_flight: Mutex<HashSet<String>>,
 }
 
 impl Runner {
@@ -83,7 +88,7 @@ impl Runner {
     pub fn new(
         engine: Engine,
         metrics: Arc<Metrics>,
-        deliveries: Option<Arc<Mutex<Deliveries>>>,
+        deliveries: Option<Arc<super::claims::Claims>>,
     ) -> Arc<Runner> {
         let server = &engine.config.server;
         Arc::new(Runner {
@@ -97,12 +102,19 @@ impl Runner {
             metrics,
             runtime: Handle::current(),
             deliveries,
+            in_flight: Mutex::new(HashSet::new()),
         })
     }
 
     /// The run (or the refusal) that `delivery` (`<source>:<key>`) promised
     /// is recorded: its work is dropped from the claims, on a blocking thread.
     pub fn finish_delivery(&self, delivery: Option<&str>) {
+        if let Some(d) = delivery {
+            self.in_flight
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(d);
+        }
         let (Some(deliveries), Some((source, key))) = (
             self.deliveries.clone(),
             delivery.and_then(|d| d.split_once(':')),
@@ -111,11 +123,18 @@ impl Runner {
         };
         let (source, key) = (source.to_owned(), key.to_owned());
         self.runtime.spawn_blocking(move || {
-            let mut d = deliveries.lock().unwrap_or_else(|p| p.into_inner());
-            if let Err(e) = d.finish(&source, &key) {
+            if let Err(e) = deliveries.with(|d| d.finish(&source, &key)) {
                 tracing::error!(%source, error = %e, "could not mark a delivery done; a restart would take it up again and find its run");
             }
         });
+    }
+
+    /// Whether a delivery is queued or running here, not yet recorded.
+    pub fn in_flight(&self, delivery: &str) -> bool {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(delivery)
     }
 
     /// The engine as of the last (re)load.
@@ -137,7 +156,7 @@ impl Runner {
     }
 
     pub fn running(&self) -> u64 {
-        self.metrics.running.load(Ordering::Relaxed)
+        self.metrics.running.get().max(0) as u64
     }
 
     pub fn waiting(&self) -> usize {
@@ -158,7 +177,7 @@ impl Runner {
     /// as a rejected run and told to the replier.
     pub fn submit(
         self: &Arc<Self>,
-        req: RunRequest,
+        req: TriggerEvent,
         replier: Option<Arc<dyn Replier>>,
     ) -> Result<(), Busy> {
         match self.offer(req, replier, None) {
@@ -175,7 +194,7 @@ impl Runner {
     /// the control socket). A refusal reaches the client through `replier`.
     pub fn submit_attached(
         self: &Arc<Self>,
-        req: RunRequest,
+        req: TriggerEvent,
         replier: Arc<dyn Replier>,
         attach: Attach,
     ) -> Result<(), Busy> {
@@ -195,10 +214,10 @@ impl Runner {
     #[allow(clippy::type_complexity)]
     pub fn offer(
         self: &Arc<Self>,
-        req: RunRequest,
+        req: TriggerEvent,
         replier: Option<Arc<dyn Replier>>,
         attach: Option<Attach>,
-    ) -> Result<(), Box<(Busy, RunRequest, Option<Arc<dyn Replier>>)>> {
+    ) -> Result<(), Box<(Busy, TriggerEvent, Option<Arc<dyn Replier>>)>> {
         let refusal = if *self.phase.borrow() != Phase::Accepting {
             Some(Busy::ShuttingDown)
         } else {
@@ -213,10 +232,14 @@ impl Runner {
         if let Some(busy) = refusal {
             return Err(Box::new((busy, req, replier)));
         }
-        self.metrics
-            .queued
-            .store(self.waiting() as u64, Ordering::Relaxed);
+        self.metrics.queued.set(self.waiting() as i64);
         self.active.send_modify(|n| *n += 1);
+        if let Some(d) = &req.delivery {
+            self.in_flight
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(d.clone());
+        }
         let me = self.clone();
         self.runtime.spawn(async move {
             me.run(req, replier, attach).await;
@@ -229,7 +252,7 @@ impl Runner {
     /// the caller's, which may be the HTTP listener), then tells the replier.
     fn refuse(
         self: &Arc<Self>,
-        req: &RunRequest,
+        req: &TriggerEvent,
         reason: String,
         replier: Option<Arc<dyn Replier>>,
     ) {
@@ -240,7 +263,7 @@ impl Runner {
 
     async fn record_refusal(
         &self,
-        req: RunRequest,
+        req: TriggerEvent,
         reason: String,
         replier: Option<Arc<dyn Replier>>,
     ) {
@@ -271,7 +294,7 @@ impl Runner {
 
     async fn run(
         self: &Arc<Self>,
-        req: RunRequest,
+        req: TriggerEvent,
         replier: Option<Arc<dyn Replier>>,
         attach: Option<Attach>,
     ) {
@@ -295,14 +318,21 @@ impl Runner {
             .and_then(|a| a.max_concurrent);
         let agent_slots = self.agent_slots(&req.agent, limit);
         let mut phase = self.phase.subscribe();
-        // Wait for the agent's slot, then a global one; give up at shutdown.
+        // Wait for the agent's slot (on a shared store, one of the whole
+        // cluster's too), then a global one; give up at shutdown.
         let permits = async {
             let agent = match &agent_slots {
                 Some(s) => Some(s.clone().acquire_owned().await.ok()?),
                 None => None,
             };
+            let cluster = match limit {
+                Some(limit) if engine.shared => {
+                    Some(ClusterSlot::acquire(&engine, &req.agent, limit, &self.runtime).await)
+                }
+                _ => None,
+            };
             let global = self.global.clone().acquire_owned().await.ok()?;
-            Some((agent, global))
+            Some((agent, cluster, global))
         };
         let draining = async {
             let _ = phase.wait_for(|p| *p != Phase::Accepting).await;
@@ -314,9 +344,7 @@ impl Runner {
             p = permits => p.ok_or_else(|| Busy::ShuttingDown.to_string()),
         };
         self.waiting.fetch_sub(1, Ordering::SeqCst);
-        self.metrics
-            .queued
-            .store(self.waiting() as u64, Ordering::Relaxed);
+        self.metrics.queued.set(self.waiting() as i64);
         let _permits = match permits {
             Ok(p) => p,
             Err(reason) => {
@@ -325,7 +353,7 @@ impl Runner {
             }
         };
 
-        self.metrics.running.fetch_add(1, Ordering::Relaxed);
+        self.metrics.running.inc();
         self.metrics.run_started(&req.agent, req.kind.as_str());
         let mut phase = self.phase.subscribe();
         let stop_requested = async move {
@@ -354,16 +382,14 @@ impl Runner {
             // Refused inside the engine (no `on_start`): recorded all the same.
             self.finish_delivery(req.delivery.as_deref());
         }
-        self.metrics.running.fetch_sub(1, Ordering::Relaxed);
+        self.metrics.running.dec();
         match result {
             Ok(outcome) => {
                 let r = &outcome.record;
                 tracing::info!(run = %r.id, agent = %r.agent, trigger = %r.trigger, outcome = r.status.label(), "run finished");
                 self.metrics
                     .run_finished(&r.agent, &r.trigger, r.status.label());
-                self.metrics
-                    .redactions
-                    .fetch_add(r.redactions, Ordering::Relaxed);
+                self.metrics.redacted(r.redactions);
                 for leak in r.detail["leaks"].as_array().into_iter().flatten() {
                     if let Some(secret) = leak["name"].as_str() {
                         self.metrics.leak(&r.agent, secret);
@@ -419,6 +445,60 @@ impl Runner {
             self.phase.send_replace(Phase::Stopping);
             let _ = active.wait_for(|n| *n == 0).await;
         }
+    }
+}
+
+/// One of an agent's `max_concurrent` slots across every node of a shared
+/// store, held until dropped (the run is over).
+struct ClusterSlot {
+    token: String,
+    engine: Engine,
+    runtime: Handle,
+}
+
+/// How often a run waiting for a slot held on other nodes asks again.
+const SLOT_POLL: std::time::Duration = std::time::Duration::from_millis(250);
+
+impl ClusterSlot {
+    /// Waits until a slot is free. A store error is logged and tried again:
+    /// the run waits, as it would for a slot.
+    async fn acquire(engine: &Engine, agent: &str, limit: u32, runtime: &Handle) -> ClusterSlot {
+        let token = uuid::Uuid::now_v7().to_string();
+        loop {
+            let (a, t) = (agent.to_owned(), token.clone());
+            match engine
+                .with_store(move |s| s.acquire_slot(&a, limit, &t))
+                .await
+            {
+                Ok(Ok(true)) => {
+                    return ClusterSlot {
+                        token,
+                        engine: engine.clone(),
+                        runtime: runtime.clone(),
+                    };
+                }
+                Ok(Ok(false)) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(%agent, error = %e, "could not ask for a slot; asking again")
+                }
+                Err(e) => {
+                    tracing::warn!(%agent, error = %e, "could not ask for a slot; asking again")
+                }
+            }
+            tokio::time::sleep(SLOT_POLL).await;
+        }
+    }
+}
+
+impl Drop for ClusterSlot {
+    fn drop(&mut self) {
+        let (token, engine) = (std::mem::take(&mut self.token), self.engine.clone());
+        self.runtime.spawn_blocking(move || {
+            let mut store = engine.store.lock().unwrap_or_else(|p| p.into_inner());
+            if let Err(e) = store.release_slot(&token) {
+                tracing::warn!(error = %e, "could not give a slot back; it stays taken until this node stops");
+            }
+        });
     }
 }
 

@@ -329,7 +329,7 @@ async fn follow(
             record = &mut *started, if started_open => {
                 started_open = false;
                 if let Ok(record) = record
-                    && let Ok(run) = serde_json::to_value(&record)
+                    && let Ok(run) = crate::control::run_document(&record)
                     && client_open
                 {
                     let _ = write_msg(write, &Answer::Started { run }).await;

@@ -9,7 +9,7 @@
 //! zeroized when dropped.
 
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::STANDARD_NO_PAD;
 use zeroize::Zeroizing;
 
 use super::MIN_REDACTABLE_LEN;
@@ -118,22 +118,34 @@ pub fn base64_forms(value: &[u8]) -> Vec<Form> {
         _ => return Vec::new(),
     };
     let mut forms = Vec::with_capacity(6);
+    // Sized for the longest alignment, so neither buffer ever reallocates.
+    let mut shifted = Zeroizing::new(Vec::with_capacity(2 + value.len()));
+    let mut encoded = Zeroizing::new(vec![
+        0;
+        base64::encoded_len(2 + value.len(), false)
+            .expect("secret size fits usize")
+    ]);
     for align in 0..3 {
-        let mut shifted = Zeroizing::new(vec![0; align + value.len()]);
-        shifted[align..].copy_from_slice(value);
+        shifted.clear();
+        shifted.resize(align, 0);
+        shifted.extend_from_slice(value);
         let first = (8 * align).div_ceil(6);
         let end = 8 * shifted.len() / 6;
+        let len = STANDARD_NO_PAD
+            .encode_slice(&*shifted, &mut encoded[..])
+            .expect("buffer sized by encoded_len");
         for url in [false, true] {
-            let engine = if url {
-                &URL_SAFE_NO_PAD
-            } else {
-                &STANDARD_NO_PAD
-            };
-            let len = base64::encoded_len(shifted.len(), false).expect("secret size fits usize");
-            let mut encoded = Zeroizing::new(vec![0; len]);
-            engine
-                .encode_slice(&*shifted, &mut encoded[..])
-                .expect("buffer sized by encoded_len");
+            let mut needle = Zeroizing::new(encoded[first..end.min(len)].to_vec());
+            if url {
+                // The two alphabets differ in their last two characters only.
+                for c in needle.iter_mut() {
+                    *c = match *c {
+                        b'+' => b'-',
+                        b'/' => b'_',
+                        c => c,
+                    };
+                }
+            }
             // The character before: 2 (align 1) or 4 (align 2) bits of the preceding byte
             // above the first 4 or 2 bits of the value.
             let lead = match align {
@@ -155,7 +167,7 @@ pub fn base64_forms(value: &[u8]) -> Vec<Form> {
                 _ => (0, 0),
             };
             forms.push(Form {
-                bytes: Zeroizing::new(encoded[first..end].to_vec()),
+                bytes: needle,
                 ext: Ext { lead, trail, pad },
             });
         }
@@ -203,6 +215,10 @@ const PERCENT: [(&[u8], bool, bool); 8] = [
 ];
 
 pub fn percent_forms(value: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
+    // Letters and digits are left as they are by every encoder.
+    if value.iter().all(u8::is_ascii_alphanumeric) {
+        return vec![Zeroizing::new(value.to_vec())];
+    }
     let mut forms = Vec::with_capacity(PERCENT.len());
     for (kept, space_as_plus, upper) in PERCENT {
         let hex: &[u8; 16] = if upper {
@@ -242,12 +258,32 @@ struct JsonStyle {
 
 /// What JSON encoders write between the quotes for `value`: serde and JavaScript, Python's
 /// default `ensure_ascii`, Go, PHP, Gson, Jackson (upper-case hex).
+///
+/// Only the style choices that can change this value's escaping are varied: a plain token
+/// (letters, digits, `-`, `_`) has one form, not 24.
 pub fn json_forms(value: &str) -> Vec<Zeroizing<Vec<u8>>> {
+    const HTML: [&str; 2] = ["<>&\u{2028}\u{2029}", "<>&='"];
+    let non_ascii = value.bytes().any(|b| b >= 0x7f);
+    let control = value
+        .bytes()
+        .any(|b| b < 0x20 && !b"\n\r\t\x08\x0c".contains(&b));
+    let slash = value.contains('/');
+    let html: Vec<&'static str> = std::iter::once("")
+        .chain(
+            HTML.into_iter()
+                .filter(|set| value.chars().any(|c| set.contains(c))),
+        )
+        .collect();
     let mut forms = Vec::new();
-    for ascii in [false, true] {
-        for upper in [false, true] {
-            for slash in [false, true] {
-                for html in ["", "<>&\u{2028}\u{2029}", "<>&='"] {
+    for ascii in [false, true]
+        .into_iter()
+        .take(if non_ascii { 2 } else { 1 })
+    {
+        for slash in [false, true].into_iter().take(if slash { 2 } else { 1 }) {
+            for &html in &html {
+                // Hex digits show only where something is written as `\uXXXX`.
+                let escapes = control || (ascii && non_ascii) || !html.is_empty();
+                for upper in [false, true].into_iter().take(if escapes { 2 } else { 1 }) {
                     let style = JsonStyle {
                         ascii,
                         upper,
@@ -425,6 +461,27 @@ mod tests {
                 "{}",
                 String::from_utf8_lossy(expected)
             );
+        }
+    }
+
+    proptest::proptest! {
+        /// Varying only the style choices that can matter gives the same forms as trying
+        /// every style.
+        #[test]
+        fn json_forms_are_those_of_every_style(
+            value in "([a-z0-9_/<>&='\\\"\u{1}\n\t\u{7f}\u{e9}\u{2028}\u{1f600} -]){1,12}"
+        ) {
+            let mut every = Vec::new();
+            for ascii in [false, true] {
+                for upper in [false, true] {
+                    for slash in [false, true] {
+                        for html in ["", "<>&\u{2028}\u{2029}", "<>&='"] {
+                            every.push(json_escaped(&value, JsonStyle { ascii, upper, slash, html }));
+                        }
+                    }
+                }
+            }
+            proptest::prop_assert_eq!(text(&json_forms(&value)), text(&dedup(every)));
         }
     }
 }

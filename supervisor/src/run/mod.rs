@@ -6,6 +6,7 @@ mod drain;
 mod env;
 mod home;
 pub mod output;
+mod record;
 pub mod recover;
 
 use std::fs::OpenOptions;
@@ -16,8 +17,9 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{Context as _, Result};
 use serde_json::json;
-use supervisor_config::{Agent, Config, OnLeak, TriggerKind};
-use supervisor_store::{LeakReport, OpenedSecret, RunRecord, RunStatus, Store};
+use supervisor_config::{Agent, Config, OnLeak};
+use supervisor_store::{OpenedSecret, RunRecord, RunStatus, Store};
+use supervisor_triggers::TriggerEvent;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::oneshot;
 
@@ -26,6 +28,7 @@ use crate::sandbox::{self, AgentPlan, Host, Prepared};
 use crate::scope::{self, Injection, Refusal, TriggerContext};
 use crate::spawn::{self, ChildSpec, Tracked};
 use home::RunHome;
+use record::{leaks, new_record, redact_json, status_of, truncate};
 
 pub use env::MAX_PROMPT_ENV;
 pub use output::Echo;
@@ -47,21 +50,6 @@ const PROMPT_KEPT: usize = 1024;
 /// The store shared by the runs of one process.
 pub type SharedStore = Arc<Mutex<Store>>;
 
-/// A request for one run.
-#[derive(Debug, Clone)]
-pub struct RunRequest {
-    pub agent: String,
-    pub kind: TriggerKind,
-    /// The member behind it, or `None` for automation.
-    pub initiator: Option<String>,
-    pub prompt: Option<String>,
-    /// The run context's `source` object.
-    pub source: serde_json::Value,
-    /// The webhook delivery this run answers (`<source>:<key>`), recorded
-    /// in the run's `detail.delivery`, so that a restarted daemon knows it ran.
-    pub delivery: Option<String>,
-}
-
 /// How a run went.
 #[derive(Debug)]
 pub struct Outcome {
@@ -77,13 +65,8 @@ impl Outcome {
     /// The exit status `supervisor run` passes on.
     pub fn exit_code(&self) -> i32 {
         match &self.record.status {
-            RunStatus::Succeeded => 0,
-            RunStatus::Failed { code } => *code,
-            RunStatus::Killed { signal } => 128 + signal,
-            RunStatus::TimedOut => EXIT_TIMEOUT,
             RunStatus::Interrupted => 128 + libc::SIGINT,
-            RunStatus::Leaked { .. } => EXIT_LEAKED,
-            RunStatus::Rejected { .. } | RunStatus::Running | RunStatus::Lost => EXIT_REFUSED,
+            status => crate::wording::exit_code(status).unwrap_or(EXIT_REFUSED),
         }
     }
 }
@@ -96,6 +79,9 @@ pub struct Engine {
     pub store: SharedStore,
     /// What this host offers for containing agents, probed at start.
     pub host: Arc<Host>,
+    /// Whether other supervisors share the store (PostgreSQL): agents'
+    /// slots and cron firings are then agreed on through it.
+    pub shared: bool,
 }
 
 /// Why a run ended, seen from the supervisor.
@@ -119,7 +105,7 @@ impl Engine {
     /// thread, and so never the answers of the daemon's listener. On a
     /// single-threaded runtime (`supervisor run`, one run and nothing else)
     /// it runs in place, sparing a thread hand-off per call.
-    async fn with_store<T: Send + 'static>(
+    pub(crate) async fn with_store<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Store) -> supervisor_store::Result<T> + Send + 'static,
     ) -> Result<supervisor_store::Result<T>> {
@@ -145,14 +131,14 @@ impl Engine {
     }
 
     /// The agent and what a run of it would receive, without decrypting anything.
-    pub fn plan(&self, req: &RunRequest) -> Result<(Agent, Result<Injection, Refusal>)> {
+    pub fn plan(&self, req: &TriggerEvent) -> Result<(Agent, Result<Injection, Refusal>)> {
         let metadata = self.lock().list_secrets()?;
         self.decide(req, &metadata)
     }
 
     fn decide(
         &self,
-        req: &RunRequest,
+        req: &TriggerEvent,
         metadata: &[supervisor_store::SecretMeta],
     ) -> Result<(Agent, Result<Injection, Refusal>)> {
         let agent = self.config.agent(&req.agent).cloned().ok_or_else(|| {
@@ -180,7 +166,7 @@ impl Engine {
     /// terminates the run. Refusals are recorded runs too.
     pub async fn execute(
         &self,
-        req: RunRequest,
+        req: TriggerEvent,
         echo: Echo,
         stop: impl Future<Output = ()>,
         on_start: impl FnOnce(&RunRecord),
@@ -314,7 +300,7 @@ impl Engine {
     }
 
     /// Records a run refused before it was planned (a full queue, a shutdown).
-    pub fn record_refusal(&self, req: &RunRequest, reason: String) -> Result<Outcome> {
+    pub fn record_refusal(&self, req: &TriggerEvent, reason: String) -> Result<Outcome> {
         self.refuse(new_record(req), reason)
     }
 
@@ -336,7 +322,7 @@ impl Engine {
     async fn supervise(
         &self,
         agent: &Agent,
-        req: &RunRequest,
+        req: &TriggerEvent,
         record: &mut RunRecord,
         secrets: &[OpenedSecret],
         redactor: Arc<Redactor>,
@@ -418,7 +404,7 @@ impl Engine {
     async fn watch(
         &self,
         agent: &Agent,
-        req: &RunRequest,
+        req: &TriggerEvent,
         record: &mut RunRecord,
         redactor: Arc<Redactor>,
         child: &mut tokio::process::Child,
@@ -499,7 +485,12 @@ impl Engine {
         // Every process of the run is gone: what is left in the pipes is read,
         // then the readers stop, even if something outside still holds them.
         over.send_replace(true);
-        record.detail["exit_status"] = json!(status.to_string());
+        // How the agent's own process ended, in numbers (the run's status
+        // says why: a timeout's SIGTERM, for one).
+        record.detail["exit"] = {
+            use std::os::unix::process::ExitStatusExt;
+            json!({ "code": status.code(), "signal": status.signal() })
+        };
         let written = writer.await.context("the run log writer failed")?;
         record.redactions = written.redactions();
         record.log_bytes = written.log_bytes;
@@ -522,88 +513,6 @@ fn single_threaded() -> bool {
         .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread)
 }
 
-/// A fresh record for a request: a time-ordered id, nothing decided yet.
-fn new_record(req: &RunRequest) -> RunRecord {
-    RunRecord {
-        id: uuid::Uuid::now_v7().to_string(),
-        agent: req.agent.clone(),
-        trigger: req.kind.to_string(),
-        member: req.initiator.clone(),
-        status: RunStatus::Running,
-        started_at: supervisor_store::now(),
-        ended_at: None,
-        log_bytes: 0,
-        redactions: 0,
-        detail: match &req.delivery {
-            Some(d) => json!({ "delivery": d }),
-            None => json!({}),
-        },
-    }
-}
-
-fn status_of(status: std::process::ExitStatus) -> RunStatus {
-    use std::os::unix::process::ExitStatusExt;
-    match (status.code(), status.signal()) {
-        (Some(0), _) => RunStatus::Succeeded,
-        (Some(code), _) => RunStatus::Failed { code },
-        (None, Some(signal)) => RunStatus::Killed { signal },
-        (None, None) => RunStatus::Failed { code: EXIT_REFUSED },
-    }
-}
-
-/// Redacts text that will be stored or shown (prompts, replies), whole: cut it only after.
-pub fn redact_text(redactor: &Redactor, text: &str) -> String {
-    redactor.redact_text(text)
-}
-
-/// Redacts every string in a JSON value (a run record's detail).
-fn redact_json(redactor: &Redactor, value: &mut serde_json::Value) {
-    match value {
-        serde_json::Value::String(s) => *s = redactor.redact_text(s),
-        serde_json::Value::Array(items) => {
-            for v in items {
-                redact_json(redactor, v);
-            }
-        }
-        serde_json::Value::Object(map) => {
-            for v in map.values_mut() {
-                redact_json(redactor, v);
-            }
-        }
-        _ => {}
-    }
-}
-
-/// The secrets whose values the output showed, from the replacements per secret.
-fn leaks(redactor: &Redactor, hits: &[u64], secrets: &[OpenedSecret]) -> Vec<LeakReport> {
-    redactor
-        .names()
-        .iter()
-        .zip(hits)
-        .filter(|&(_, &h)| h > 0)
-        .filter_map(|(name, &hits)| {
-            let s = secrets.iter().find(|s| s.name.as_str() == name)?;
-            Some(LeakReport {
-                scope: s.scope.clone(),
-                name: s.name.clone(),
-                version: s.version,
-                hits,
-            })
-        })
-        .collect()
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_owned();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
-}
-
 /// Where run logs live.
 pub fn log_path(state_dir: &Path, id: &str) -> PathBuf {
     state_dir.join("runs").join(format!("{id}.log"))
@@ -611,7 +520,7 @@ pub fn log_path(state_dir: &Path, id: &str) -> PathBuf {
 
 fn open_log(state_dir: &Path, id: &str) -> Result<std::fs::File> {
     let dir = state_dir.join("runs");
-    supervisor_store::create_private_dir(&dir)?;
+    supervisor_store::ensure_private_dir(&dir)?;
     let path = log_path(state_dir, id);
     OpenOptions::new()
         .write(true)

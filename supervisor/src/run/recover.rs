@@ -17,6 +17,25 @@ use crate::spawn::cgroup::Cgroups;
 
 /// Marks dead runs lost and removes their leftovers; returns the lost ids.
 pub fn recover(store: &mut Store, state_dir: &Path, cgroups: &Cgroups) -> Result<Vec<String>> {
+    let mut lost = Vec::new();
+    sweep(store, state_dir, cgroups, |store| {
+        lost = store.mark_lost_runs(&owner_alive)?;
+        Ok(())
+    })?;
+    Ok(lost)
+}
+
+/// Removes the homes and cgroups in this state directory whose runs are
+/// not running (any more), after `mark` has had its say on which runs are
+/// dead. On a shared store, runs of this node's earlier life become lost
+/// only when their lease has run out, so a node sweeps again as it renews
+/// its own.
+pub fn sweep(
+    store: &mut Store,
+    state_dir: &Path,
+    cgroups: &Cgroups,
+    mark: impl FnOnce(&mut Store) -> Result<()>,
+) -> Result<()> {
     let homes: Vec<String> = std::fs::read_dir(homes_dir(state_dir)?)
         .into_iter()
         .flatten()
@@ -24,8 +43,9 @@ pub fn recover(store: &mut Store, state_dir: &Path, cgroups: &Cgroups) -> Result
         .filter_map(|e| e.file_name().into_string().ok())
         .collect();
     let groups: Vec<String> = cgroups.root().map(|r| r.run_ids()).unwrap_or_default();
-    let lost = store.mark_lost_runs(owner_alive)?;
-    let running = |id: &str| matches!(store.get_run(id).map(|r| r.status), Ok(RunStatus::Running));
+    mark(store)?;
+    let mut running =
+        |id: &str| matches!(store.get_run(id).map(|r| r.status), Ok(RunStatus::Running));
     if let Some(root) = cgroups.root() {
         for id in groups.iter().filter(|id| !running(id)) {
             if let Err(e) = root.existing_run(id).remove() {
@@ -39,7 +59,7 @@ pub fn recover(store: &mut Store, state_dir: &Path, cgroups: &Cgroups) -> Result
             tracing::warn!(run = %id, error = %e, "could not remove the home of a run that is over");
         }
     }
-    Ok(lost)
+    Ok(())
 }
 
 /// Whether the supervisor process `pid` that recorded a run still runs it: it

@@ -18,7 +18,7 @@ pub mod landlock;
 pub mod namespace;
 mod terminate;
 
-pub use terminate::{Tracked, adopt_orphans, reap_group, signal_group, terminate};
+pub use terminate::{Tracked, adopt_orphans, kill_group_remains, signal_group, terminate};
 
 use std::collections::BTreeSet;
 use std::ffi::CString;

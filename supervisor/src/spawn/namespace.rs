@@ -332,34 +332,54 @@ pub fn probe(network: bool) -> NamespaceSupport {
     }
 }
 
+/// The probe child's stack: it runs two system calls.
+const PROBE_STACK: usize = 16 * 1024;
+
+/// Tries `unshare(flags)` and a private remount of `/` in a child that shares
+/// our memory until it exits (`CLONE_VM | CLONE_VFORK`, as `vfork(2)`): no
+/// page table is copied, which a `fork` of this process would cost on every
+/// `supervisor run`.
 fn try_in_child(flags: libc::c_int) -> bool {
+    extern "C" fn probe(arg: *mut libc::c_void) -> libc::c_int {
+        let flags = arg as usize as libc::c_int;
+        // SAFETY: unshare(2) and mount(2) with static strings; the child
+        // touches no memory of ours besides its own stack, and ends with the
+        // exit system call that clone(2) makes when this returns.
+        let ok = unsafe {
+            libc::unshare(flags) == 0
+                && libc::mount(
+                    std::ptr::null(),
+                    c"/".as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_REC | libc::MS_PRIVATE,
+                    std::ptr::null(),
+                ) == 0
+        };
+        if ok { 0 } else { 1 }
+    }
     // Nobody else reaps the child before our waitpid below.
     let _waited = super::waited_for();
-    // SAFETY: the child only calls async-signal-safe functions (unshare, mount,
-    // _exit) on static data, then exits without returning.
-    match unsafe { libc::fork() } {
-        -1 => false,
-        0 => {
-            // SAFETY: as above.
-            unsafe {
-                let ok = libc::unshare(flags) == 0
-                    && libc::mount(
-                        std::ptr::null(),
-                        c"/".as_ptr(),
-                        std::ptr::null(),
-                        libc::MS_REC | libc::MS_PRIVATE,
-                        std::ptr::null(),
-                    ) == 0;
-                libc::_exit(if ok { 0 } else { 1 })
-            }
-        }
-        pid => {
-            let mut status = 0;
-            // SAFETY: waitpid(2) on our own child, writing into the live local `status`.
-            let got = unsafe { libc::waitpid(pid, &mut status, 0) };
-            got == pid && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0
-        }
+    let mut stack = vec![0u8; PROBE_STACK];
+    // The stack grows down from its 16-byte aligned end.
+    let top = (stack.as_mut_ptr() as usize + stack.len()) & !15;
+    // SAFETY: the child runs `probe` on `stack`, which outlives it: with
+    // CLONE_VFORK this thread is suspended until the child has exited.
+    let pid = unsafe {
+        libc::clone(
+            probe,
+            top as *mut libc::c_void,
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            flags as usize as *mut libc::c_void,
+        )
+    };
+    if pid == -1 {
+        return false;
     }
+    let mut status = 0;
+    // SAFETY: waitpid(2) on our own child, writing into the live local `status`.
+    let got = unsafe { libc::waitpid(pid, &mut status, 0) };
+    drop(stack);
+    got == pid && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0
 }
 
 #[cfg(test)]

@@ -150,7 +150,7 @@ pub async fn terminate(
 /// Call it right after reaping the leader. While any member is alive the kernel does
 /// not reuse the group's id; once the group is empty the id could in principle go to
 /// a new group leader, so a late call might hit an unrelated group.
-pub fn reap_group(pgid: i32) {
+pub fn kill_group_remains(pgid: i32) {
     if let Err(e) = signal_group(pgid, Signal::SIGKILL) {
         tracing::warn!(pgid, error = %e, "could not kill what remains of a process group");
     }

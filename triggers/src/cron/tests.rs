@@ -4,6 +4,7 @@
 use std::str::FromStr;
 
 use chrono::{DateTime, Datelike, TimeZone, Utc, Weekday};
+use supervisor_config::Config;
 
 use super::*;
 
@@ -322,7 +323,12 @@ fn unknown_time_zones_are_refused_with_a_suggestion() {
     let e = CronSchedule::parse("0 6 * * *", "Europe/Berln").unwrap_err();
     assert_eq!(
         e.to_string(),
-        "unknown time zone `Europe/Berln`: use an IANA name such as `UTC`, `Europe/Berlin` or `America/New_York`"
+        "unknown time zone `Europe/Berln`: did you mean `Europe/Berlin`?"
+    );
+    let e = CronSchedule::parse("0 6 * * *", "Mars/Olympus").unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "unknown time zone `Mars/Olympus`: use an IANA name such as `UTC`, `Europe/Berlin` or `America/New_York`"
     );
     let e = CronSchedule::parse("0 6 * * *", "europe/berlin").unwrap_err();
     assert_eq!(
@@ -449,7 +455,7 @@ fn keeps_the_expression_and_zone_for_display() {
 }
 
 #[test]
-fn config_schedules_are_checked_by_name() {
+fn config_schedules_are_checked_in_place() {
     let text = r#"
 [team]
 name = "t"
@@ -468,19 +474,28 @@ cron = "*/5 * * *"
 agent = "a"
 [[schedules]]
 name = "nowhere"
-cron = "@daily"
+cron = "61 * * *"
 timezone = "Mars/Olympus"
 agent = "a"
 "#;
-    let config = Config::parse(text, std::path::Path::new("supervisor.toml")).unwrap();
-    let problems = validate_schedules(&config);
-    let names: Vec<&str> = problems.iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(names, ["four-fields", "nowhere"]);
-    assert!(matches!(
-        problems[0].1,
-        CronError::FieldCount { count: 4, .. }
-    ));
-    assert!(matches!(problems[1].1, CronError::UnknownTimezone { .. }));
+    let path = std::path::Path::new("supervisor.toml");
+    let err = Config::parse_with(text, path, &CronCheck).unwrap_err();
+    let p: Vec<(usize, usize, &str)> = err
+        .problems()
+        .iter()
+        .map(|p| (p.line, p.column, p.message.as_str()))
+        .collect();
+    // The bad zone hides nothing of the expression.
+    assert_eq!(p.len(), 3, "{p:?}");
+    assert_eq!((p[0].0, p[0].1), (15, 8), "{p:?}");
+    assert!(p[0].2.contains("has 4 fields"), "{p:?}");
+    assert_eq!((p[1].0, p[1].1), (19, 8), "{p:?}");
+    assert!(p[1].2.contains("has 4 fields"), "{p:?}");
+    assert_eq!((p[2].0, p[2].1), (20, 12), "{p:?}");
+    assert!(p[2].2.contains("unknown time zone `Mars/Olympus`"), "{p:?}");
+    assert!(err.problems().iter().all(|p| p.hint.is_some()));
+
+    let config = Config::parse(text, path).unwrap();
     let good = CronSchedule::from_config(config.schedule("good").unwrap()).unwrap();
     assert_eq!(good.timezone().name(), "Europe/Berlin");
 }

@@ -25,9 +25,16 @@ impl Zone {
     };
 
     /// The zone named `name` exactly (letter case included), or `Err` with the
-    /// canonical spelling when only the case differs (`None` when unknown).
+    /// name it most likely meant: the canonical spelling when only the case
+    /// differs, else a near miss among the database's names (`None` when
+    /// nothing is near).
     pub fn get(name: &str) -> Result<Zone, Option<String>> {
-        let tz = jiff::tz::TimeZone::get(name.trim()).map_err(|_| None)?;
+        let tz = jiff::tz::TimeZone::get(name.trim()).map_err(|_| {
+            let db = jiff::tz::db();
+            let names: Vec<String> = db.available().map(|n| n.as_str().to_owned()).collect();
+            supervisor_config::near_miss(name.trim(), names.iter().map(String::as_str))
+                .map(str::to_owned)
+        })?;
         match tz.iana_name() {
             Some(canonical) if canonical == name => Ok(Zone { tz }),
             Some(canonical) => Err(Some(canonical.to_owned())),
@@ -165,6 +172,10 @@ mod tests {
         assert_eq!(
             Zone::get("europe/berlin"),
             Err(Some("Europe/Berlin".into()))
+        );
+        assert_eq!(
+            Zone::get("America/New_Yrok"),
+            Err(Some("America/New_York".into()))
         );
         assert_eq!(Zone::get("Mars/Olympus"), Err(None));
         assert_eq!(Zone::get(""), Err(None));

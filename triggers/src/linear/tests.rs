@@ -283,6 +283,7 @@ fn assignment_by_a_person_runs_as_that_person() {
             reply_to: Some(ReplyTarget::Linear {
                 issue_id: "6a17c5cc-0000-4000-8000-000000000001".into()
             }),
+            delivery: None,
         }
     );
 }

@@ -297,6 +297,7 @@ fn a_member_mention_runs_the_default_agent_in_the_thread() {
                 channel: "C123ABC456".into(),
                 thread_ts: "1515449000.000100".into()
             }),
+            delivery: None,
         }
     );
     // Outside a thread, the reply starts one under the message.

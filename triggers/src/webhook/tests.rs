@@ -117,6 +117,7 @@ fn events_are_user_less_runs_of_the_hook_s_agent() {
                 "body": r#"{"alert":"disk full","host":"db-1"}"#,
             }}),
             reply_to: None,
+            delivery: None,
         }
     );
 }

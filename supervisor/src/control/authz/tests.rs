@@ -5,7 +5,7 @@ use std::path::Path;
 
 use proptest::prelude::*;
 use supervisor_config::Config;
-use supervisor_protocol::{Target, TargetScope};
+use supervisor_protocol::{ScopeFor, Target, TargetScope};
 use supervisor_store::Scope;
 
 use super::*;
@@ -91,10 +91,24 @@ fn the_rules_as_the_readme_states_them() {
     assert!(denied(secret_list(&member, &c, true)).contains("needs an admin"));
     assert_eq!(secret_list(&admin, &c, true).unwrap(), Visible::Everything);
 
-    assert!(scope_query(&member, &c, None).is_ok());
-    assert!(scope_query(&member, &c, Some("m1")).is_ok());
-    assert!(denied(scope_query(&member, &c, Some("m0"))).contains("only admins"));
-    assert!(scope_query(&admin, &c, Some("m1")).is_ok());
+    let ask = |name: &str| ScopeFor::Member(name.to_owned());
+    assert_eq!(
+        scope_query(&member, &c, &ScopeFor::Caller)
+            .unwrap()
+            .as_deref(),
+        Some("m1"),
+        "by default, the caller's own runs"
+    );
+    assert_eq!(scope_query(&member, &c, &ScopeFor::Nobody).unwrap(), None);
+    assert_eq!(
+        scope_query(&member, &c, &ask("m1")).unwrap().as_deref(),
+        Some("m1")
+    );
+    assert!(denied(scope_query(&member, &c, &ask("m0")).map(|_| ())).contains("only admins"));
+    assert_eq!(
+        scope_query(&admin, &c, &ask("m1")).unwrap().as_deref(),
+        Some("m1")
+    );
 
     assert_eq!(runs(&member, &c).unwrap(), Visible::Own("m1".into()));
     assert_eq!(runs(&admin, &c).unwrap(), Visible::Everything);
@@ -107,7 +121,7 @@ fn the_rules_as_the_readme_states_them() {
         secret_scope(&nobody, &c, &team_t).map(|_| ()),
         secret_scope(&nobody, &c, &personal(None)).map(|_| ()),
         secret_list(&nobody, &c, false).map(|_| ()),
-        scope_query(&nobody, &c, None),
+        scope_query(&nobody, &c, &ScopeFor::Nobody).map(|_| ()),
         start_run(&nobody, &c).map(|_| ()),
         runs(&nobody, &c).map(|_| ()),
         audit(&nobody, &c),
@@ -116,12 +130,47 @@ fn the_rules_as_the_readme_states_them() {
         let e = r.unwrap_err().to_string();
         assert_eq!(e, "uid 1009 (user `u9`) is not a member of team `acme`");
     }
-    let hint = nobody.not_a_member(&c).hint.unwrap();
+    let hint = nobody.not_a_member(&c, false).hint.unwrap();
     assert!(
         hint.contains("[[members]]\n  name = \"u9\"\n  unix_user = \"u9\"\n"),
         "{hint}"
     );
     assert!(hint.contains("/etc/supervisor/supervisor.toml"), "{hint}");
+    // On the socket the request is not known yet: the admin who adds them
+    // is told what `admin = true` is for.
+    assert!(
+        hint.contains("  admin = true   # only for one who manages team secrets"),
+        "{hint}"
+    );
+
+    // In this process the request is known: the entry says `admin = true`
+    // exactly when the request needs it.
+    let local = Caller {
+        via_socket: false,
+        ..nobody.clone()
+    };
+    let hint_for = |r: Result<()>| {
+        let e = r.unwrap_err();
+        e.downcast_ref::<crate::fail::Failure>()
+            .and_then(|f| f.hint.clone())
+            .unwrap_or_default()
+    };
+    for (r, admin) in [
+        (secret_scope(&local, &c, &team_t).map(|_| ()), true),
+        (
+            secret_scope(&local, &c, &personal(Some("m0"))).map(|_| ()),
+            true,
+        ),
+        (audit(&local, &c), true),
+        (secret_list(&local, &c, true).map(|_| ()), true),
+        (secret_scope(&local, &c, &personal(None)).map(|_| ()), false),
+        (secret_list(&local, &c, false).map(|_| ()), false),
+        (start_run(&local, &c).map(|_| ()), false),
+    ] {
+        let hint = hint_for(r);
+        assert!(hint.contains("unix_user = \"u9\""), "{hint}");
+        assert_eq!(hint.contains("admin = true"), admin, "{hint}");
+    }
 }
 
 #[test]
@@ -204,6 +253,16 @@ proptest! {
         let asked = for_member.map(|i| format!("m{i}"));
         let allowed = my_name.is_some()
             && (is_admin || asked.is_none() || asked == my_name);
-        prop_assert_eq!(scope_query(&me, &c, asked.as_deref()).is_ok(), allowed);
+        let who = asked.clone().map_or(ScopeFor::Nobody, ScopeFor::Member);
+        let answer = scope_query(&me, &c, &who);
+        prop_assert_eq!(answer.is_ok(), allowed);
+        if let Ok(whose) = answer {
+            prop_assert_eq!(whose, asked);
+        }
+        // Asking about one's own runs is always allowed to a member.
+        prop_assert_eq!(
+            scope_query(&me, &c, &ScopeFor::Caller).ok().flatten(),
+            my_name.clone()
+        );
     }
 }

@@ -3,16 +3,15 @@
 //! its runner, where the concurrency limits apply.
 
 use anyhow::Result;
-use serde_json::json;
-use supervisor_config::TriggerKind;
 use supervisor_protocol::Reply;
 use supervisor_store::{RunRecord, RunStatus};
+use supervisor_triggers::TriggerEvent;
 
-use crate::control::{Caller, authz, document};
+use crate::control::{Caller, authz, run_document};
 use crate::fail::Failure;
+use crate::run::Engine;
 #[cfg(doc)]
 use crate::run::Outcome;
-use crate::run::{Engine, RunRequest};
 
 /// The run the caller asked for: trigger `cli`, the caller as initiator.
 pub fn request(
@@ -20,7 +19,7 @@ pub fn request(
     caller: &Caller,
     agent: String,
     prompt: Option<String>,
-) -> Result<RunRequest> {
+) -> Result<TriggerEvent> {
     let me = authz::start_run(caller, &engine.config)?;
     // Known before anything is queued, so that the answer says so (a run
     // of no agent has no record to answer with).
@@ -31,14 +30,12 @@ pub fn request(
                 .into(),
         );
     }
-    Ok(RunRequest {
+    Ok(TriggerEvent::cli(
         agent,
-        kind: TriggerKind::Cli,
-        initiator: Some(me.name.clone()),
+        me.name.clone(),
+        &caller.user,
         prompt,
-        source: json!({ "cli": { "user": caller.user } }),
-        delivery: None,
-    })
+    ))
 }
 
 /// How the run ended, with the status `supervisor run` exits with: the
@@ -52,7 +49,7 @@ pub fn ended(record: &RunRecord, exit_code: i32, signal: Option<i32>) -> Result<
         _ => exit_code,
     };
     Ok(Reply::RunEnded {
-        run: document(record)?,
+        run: run_document(record)?,
         exit_code: exit_code.clamp(0, 255),
     })
 }

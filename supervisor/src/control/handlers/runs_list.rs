@@ -4,7 +4,7 @@ use anyhow::Result;
 use supervisor_protocol::Reply;
 use supervisor_store::RunFilter;
 
-use crate::control::{Caller, authz, document, store};
+use crate::control::{Caller, authz, run_document, store};
 use crate::run::Engine;
 
 pub fn handle(
@@ -20,6 +20,6 @@ pub fn handle(
         limit: Some(limit),
     })?;
     Ok(Reply::Runs {
-        runs: runs.iter().map(document).collect::<Result<_>>()?,
+        runs: runs.iter().map(run_document).collect::<Result<_>>()?,
     })
 }

@@ -4,13 +4,13 @@ use anyhow::Result;
 use supervisor_protocol::Reply;
 use supervisor_store::{RunRecord, StoreError};
 
-use crate::control::{Caller, authz, document, store};
+use crate::control::{Caller, authz, run_document, store};
 use crate::run::Engine;
 
 pub fn handle(engine: &Engine, caller: &Caller, id: &str) -> Result<Reply> {
     let run = visible_run(engine, caller, id)?;
     Ok(Reply::Run {
-        run: document(&run)?,
+        run: run_document(&run)?,
     })
 }
 

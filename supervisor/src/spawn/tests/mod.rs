@@ -366,7 +366,7 @@ async fn terminate_after_the_leader_exited_still_clears_the_group() {
 }
 
 #[tokio::test]
-async fn reap_group_kills_what_the_leader_left_behind() {
+async fn kill_group_remains_kills_what_the_leader_left_behind() {
     let cmd = argv(&["/bin/sh", "-c", "sleep 100 &"]);
     let env = path_env();
     let mut child = spawn(&spec(&cmd, &env)).unwrap();
@@ -374,7 +374,7 @@ async fn reap_group_kills_what_the_leader_left_behind() {
     assert!(child.wait().await.unwrap().success());
     assert_eq!(group_members(pgid).len(), 1, "the orphaned sleep");
 
-    reap_group(pgid);
+    kill_group_remains(pgid);
     assert!(eventually(|| group_members(pgid).is_empty()).await);
     // The group is gone now: signalling it again is not an error.
     signal_group(pgid, Signal::SIGKILL).unwrap();
