@@ -15,8 +15,8 @@ use supervisor::control::{Caller, authz};
 use supervisor_config::{Config, SecretName, is_reserved_env_name};
 use supervisor_fuzz::fixture;
 use supervisor_protocol::{
-    Answer, Call, HEADER_LEN, MAX_CALL, ProtocolError, Request, TargetScope, body_len, decode,
-    encode,
+    Answer, Call, HEADER_LEN, MAX_CALL, ProtocolError, Request, ScopeFor, TargetScope, body_len,
+    decode, encode,
 };
 use supervisor_store::Scope;
 
@@ -160,18 +160,29 @@ fn authorize(request: &Request) {
                 Err(_) => false,
             },
             Request::Scope { member, .. } => {
-                let ok = authz::scope_query(&caller, config, member.as_deref()).is_ok();
-                if ok {
-                    let own = member
-                        .as_ref()
-                        .is_none_or(|m| Some(m) == me.map(|m| &m.name));
+                let answer = authz::scope_query(&caller, config, member);
+                if let Ok(whose) = &answer {
+                    let own = match member {
+                        ScopeFor::Caller => {
+                            assert_eq!(whose.as_ref(), me.map(|m| &m.name));
+                            true
+                        }
+                        ScopeFor::Nobody => {
+                            assert_eq!(*whose, None);
+                            true
+                        }
+                        ScopeFor::Member(m) => {
+                            assert_eq!(whose.as_ref(), Some(m));
+                            Some(m) == me.map(|m| &m.name)
+                        }
+                    };
                     assert!(
                         own || admin,
                         "{:?} sees what {member:?} receives",
                         caller.user
                     );
                 }
-                ok
+                answer.is_ok()
             }
             Request::DryRun { .. } | Request::Run { .. } => match authz::start_run(&caller, config)
             {

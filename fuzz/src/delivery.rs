@@ -3,6 +3,8 @@
 //! A seed is `[0, 0]` and a provider's example payload: signed correctly,
 //! on time, so that mutations of it reach the parser behind the check.
 
+use supervisor_triggers::VerifyError;
+
 /// How the request's signature header is made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Signature<'a> {
@@ -63,6 +65,35 @@ impl<'a> Delivery<'a> {
             }
             Signature::Raw(text) => text.map(str::to_owned),
             Signature::Missing => None,
+        }
+    }
+
+    /// Checks a verifier's verdict on this delivery, sent with `header`
+    /// when the sender computes `correct`: it is accepted exactly when the
+    /// header is the correct one and `fresh` (inside the scheme's window),
+    /// and each way of spoiling it is refused for that reason.
+    pub fn check_verdict(
+        &self,
+        verdict: &Result<(), VerifyError>,
+        header: Option<&str>,
+        correct: &str,
+        fresh: bool,
+        header_name: &'static str,
+    ) {
+        assert_eq!(
+            verdict.is_ok(),
+            fresh && header == Some(correct),
+            "{verdict:?}"
+        );
+        match self.signature {
+            Signature::Valid if !fresh => {
+                assert!(matches!(verdict, Err(VerifyError::Stale { .. })))
+            }
+            Signature::Flipped(_) if fresh => assert_eq!(*verdict, Err(VerifyError::BadSignature)),
+            Signature::Missing => {
+                assert_eq!(*verdict, Err(VerifyError::MissingHeader(header_name)))
+            }
+            _ => {}
         }
     }
 }
