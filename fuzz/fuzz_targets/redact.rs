@@ -1,6 +1,7 @@
 //! The output redactor against its plain reference: values, printed forms of them (also
 //! wrapped, coloured and split by line breaks), pushes of any size on either stream, in any
-//! order. Any difference from the reference, or a needle left whole, is a crash.
+//! order, and each stream alone. Any difference from the reference, or a needle left whole,
+//! is a crash.
 
 #![no_main]
 
@@ -152,6 +153,9 @@ fuzz_target!(|case: Case| {
         rest = tail;
     }
     if let Err(e) = check::two_streams(&r, &reference, &pushes, case.stdout_closes_first) {
+        panic!("{e}");
+    }
+    if let Err(e) = check::each_stream_alone(&r, &reference, &pushes, &sizes) {
         panic!("{e}");
     }
 });

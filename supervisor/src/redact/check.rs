@@ -2,7 +2,7 @@
 //! by the property test (in the test suite) and the fuzz target.
 //!
 //! 1. One stream, however it is cut into pushes, comes out exactly as the reference makes it,
-//!    with the same replacements per secret.
+//!    with the same replacements per secret; so does each of two streams alone.
 //! 2. Two streams, pushed in any interleaving: every needle of the arrival order, and of each
 //!    stream alone, lost at least one byte to a placeholder, so no sink can show one whole,
 //!    in order or not; no sink's view (the joined output, either stream) holds a needle; and
@@ -41,6 +41,21 @@ pub fn one_stream(
         if out != expected || stream.hits() != hits.as_slice() {
             return Err(format!("pushes of {sizes:?} differ from the reference"));
         }
+    }
+    Ok(())
+}
+
+/// Property 1 for each stream alone, as a sink that keeps one stream gets it (a terminal's
+/// stdout sent to a file), cut into pushes of `sizes`.
+pub fn each_stream_alone(
+    r: &Arc<Redactor>,
+    reference: &Reference,
+    pushes: &[(Stream, &[u8])],
+    sizes: &[usize],
+) -> Result<(), String> {
+    for stream in [Stream::Stdout, Stream::Stderr] {
+        one_stream(r, reference, &raw(pushes, stream), sizes)
+            .map_err(|e| format!("{stream:?} alone: {e}"))?;
     }
     Ok(())
 }

@@ -283,8 +283,11 @@ impl Matcher {
                 self.window_hits_after_esc(buf, lo, at, end)
             };
             match hit {
-                None => break,
-                Some(false) => {}
+                // The view from `at` ends before a whole window, and so does that of every
+                // later start, unless an escape sequence it passed over holds bytes that read
+                // as characters from within.
+                None if memchr::memchr(ESC, &buf[at..]).is_none() => break,
+                None | Some(false) => {}
                 Some(true) => {
                     for s in lo..=at.min(limit - 1) {
                         // A needle's first two characters stand next to each other.

@@ -154,6 +154,7 @@ proptest! {
         let input = print(&values, &pieces);
         check::one_stream(&r, &reference, &input, &sizes).map_err(TestCaseError::fail)?;
         let pushes = interleave(&input, &sizes, &flags);
+        check::each_stream_alone(&r, &reference, &pushes, &sizes).map_err(TestCaseError::fail)?;
         for stdout_closes_first in [false, true] {
             check::two_streams(&r, &reference, &pushes, stdout_closes_first)
                 .map_err(TestCaseError::fail)?;

@@ -475,3 +475,28 @@ fn a_long_gap_of_escape_sequences_is_held_across_one_byte_pushes() {
     let input = format!("<74:6{gap}f:6b:2d:30:31>");
     assert_eq!(check(&r, input.as_bytes()), b"<[REDACTED:V]>");
 }
+
+/// Found by the fuzz target: bytes inside an escape sequence read as characters from within,
+/// and there spell a form; the view from the sequence's start runs out before a whole search
+/// window, which once ended the search before those starts were tried.
+#[test]
+fn a_form_inside_an_escape_sequence_near_the_end_is_found() {
+    let r = redactor(&[("S", "\0\u{8}\0\u{7} )\n[")]);
+    for prefix in [&b""[..], b"abc", b"abcdefghijklmnopqrstuvw", b"x\x1b[0m"] {
+        let input = [prefix, b"\x1b[38;5;20008000720290A\n5\n\nB%"].concat();
+        let out = check(&r, &input);
+        assert!(
+            contains(&out, b"[REDACTED:S]"),
+            "{}",
+            String::from_utf8_lossy(&out)
+        );
+    }
+    // As the fuzz target sent it: a sequence begun on stdout, finished by stderr's bytes in
+    // the arrival order, and the form after it on stdout again.
+    let pushes: [(Stream, &[u8]); 3] = [
+        (Stream::Stdout, b"00:08\x1b[0m\x1b[38;5;2"),
+        (Stream::Stderr, b"08m\x1b[48;5;17m:00:07:20:29:0A:5B"),
+        (Stream::Stdout, b"0008000720290A\n5\n\nB%"),
+    ];
+    check::two_streams(&r.0, &r.1, &pushes, false).expect("no needle left whole");
+}
