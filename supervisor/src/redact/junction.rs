@@ -7,7 +7,7 @@ use zeroize::Zeroizing;
 use super::matcher::{Emit, Matcher, Tail};
 use super::output::Stream;
 use super::stream::append;
-use super::view::LEAD_BACK;
+use super::view::{ESC, LEAD_BACK};
 
 /// What a [`Junction`] settles.
 pub trait Meet {
@@ -72,6 +72,7 @@ impl Junction {
             };
             let mut emit = Crossing {
                 runs: &self.runs,
+                pending: &self.pending,
                 meet: &mut *meet,
             };
             let keep = m.process(&self.pending, tail, usize::MAX, &mut emit);
@@ -101,6 +102,7 @@ impl Junction {
     pub fn flush(&mut self, m: &Matcher, meet: &mut impl Meet) {
         let mut emit = Crossing {
             runs: &self.runs,
+            pending: &self.pending,
             meet,
         };
         m.process(&self.pending, Tail::End, usize::MAX, &mut emit);
@@ -137,9 +139,10 @@ impl Junction {
 }
 
 /// Passes what the matcher settles in `pending` on, by stream; accepts only the matches that
-/// span a change of stream.
+/// span a change of stream, or that the stream's own view may not see.
 struct Crossing<'a, M> {
     runs: &'a [Run],
+    pending: &'a [u8],
     meet: &'a mut M,
 }
 
@@ -177,7 +180,11 @@ impl<M: Meet> Emit for Crossing<'_, M> {
     }
 
     fn accept(&self, start: usize, end: usize) -> bool {
+        // A match with an escape character in it (a value holding one) may read it as a
+        // character here, where the other stream's bytes cut its sequence short, while in its
+        // own stream the sequence goes on and hides the match.
         self.runs.iter().any(|r| start < r.end && r.end < end)
+            || memchr::memchr(ESC, &self.pending[start..end]).is_some()
     }
 }
 

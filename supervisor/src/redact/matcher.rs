@@ -12,11 +12,10 @@ use zeroize::Zeroizing;
 
 use super::filter::{GRAM, GramFilter, StartFilter, has_control};
 use super::forms::{Ext, has};
-use super::view::{CHARS_BEFORE_GAP, MAX_CSI, MAX_GAP, Step, char_before, step};
+use super::view::{CHARS_BEFORE_GAP, ESC, MAX_CSI, MAX_GAP, Step, char_before, step};
 
 /// Upper bound on the prefilter's sampling stride, which keeps its bitset small.
 const MAX_STRIDE: usize = 16;
-const ESC: u8 = 0x1b;
 
 /// The needles compiled for matching.
 pub struct Matcher {

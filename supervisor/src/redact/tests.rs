@@ -500,3 +500,26 @@ fn a_form_inside_an_escape_sequence_near_the_end_is_found() {
     ];
     check::two_streams(&r.0, &r.1, &pushes, false).expect("no needle left whole");
 }
+
+/// Found by the fuzz target: a value that ends in an escape sequence's first bytes, printed
+/// on stderr, whose sequence stderr's next bytes complete (so stderr alone hides the value)
+/// while stdout's bytes in between cut it short (so a terminal showing both shows the value).
+#[test]
+fn a_value_holding_an_escape_character_is_caught_where_the_streams_meet() {
+    let r = redactor(&[("S", "abcdefgh\x1b[")]);
+    for stdout_closes_first in [false, true] {
+        let pushes: [(Stream, &[u8]); 3] = [
+            (Stream::Stderr, b"abcdefgh\x1b[1"),
+            (Stream::Stdout, b"\n"),
+            (Stream::Stderr, b"m rest"),
+        ];
+        let chunks = check::two_streams(&r.0, &r.1, &pushes, stdout_closes_first)
+            .expect("no needle left whole");
+        let joined: Vec<u8> = chunks.iter().flat_map(|(_, b)| b.clone()).collect();
+        assert!(
+            contains(&joined, b"[REDACTED:S]"),
+            "{}",
+            String::from_utf8_lossy(&joined)
+        );
+    }
+}

@@ -21,7 +21,8 @@ pub const MAX_CSI: usize = 32;
 /// the character just before.
 pub const LEAD_BACK: usize = 1;
 
-const ESC: u8 = 0x1b;
+/// The escape character, which begins every CSI sequence.
+pub const ESC: u8 = 0x1b;
 
 /// What the byte at a position is in the view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
