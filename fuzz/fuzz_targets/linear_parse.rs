@@ -58,12 +58,7 @@ fn check(w: &LinearWebhook, config: &Config, decision: Decision) {
     let linear = config.linear.as_ref().expect("linear is configured");
     let Decision::Run(run) = decision else { return };
     assert_eq!(run.kind, TriggerKind::Linear);
-    let agent = config.agent(&run.agent).expect("a configured agent");
-    assert!(
-        agent.allows(TriggerKind::Linear),
-        "{} does not take Linear requests",
-        run.agent
-    );
+    fixture::assert_takes(config, &run.agent, TriggerKind::Linear);
     let issue_id = match &w.data {
         Data::Issue(issue) => issue.id.clone(),
         Data::Comment(c) => {

@@ -67,12 +67,7 @@ fn check(m: &Mention, config: &Config, email: Option<&str>, decision: Decision) 
     let slack = config.slack.as_ref().expect("slack is configured");
     let Decision::Run(run) = decision else { return };
     assert_eq!(run.kind, TriggerKind::Slack);
-    let agent = config.agent(&run.agent).expect("a configured agent");
-    assert!(
-        agent.allows(TriggerKind::Slack),
-        "{} does not take Slack requests",
-        run.agent
-    );
+    fixture::assert_takes(config, &run.agent, TriggerKind::Slack);
     assert!(
         m.bot_id.is_none() && m.subtype.as_deref() != Some("bot_message"),
         "a bot started a run"

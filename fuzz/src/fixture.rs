@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::sync::OnceLock;
 
-use supervisor_config::Config;
+use supervisor_config::{Config, TriggerKind};
 
 /// The Slack app's bot user and Linear's agent user, as the seeds name them.
 pub const SLACK_BOT: &str = "U0LAN0Z89";
@@ -29,4 +29,10 @@ pub fn configs() -> &'static [Config; 2] {
             )),
         ]
     })
+}
+
+/// A run goes to a configured agent that takes `kind` requests.
+pub fn assert_takes(config: &Config, agent: &str, kind: TriggerKind) {
+    let a = config.agent(agent).expect("a configured agent");
+    assert!(a.allows(kind), "{agent} does not take {kind:?} requests");
 }
