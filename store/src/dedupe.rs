@@ -316,6 +316,20 @@ impl Deliveries {
 mod tests {
     //! What only the SQLite claims file does; the rest is in the backend suite.
     use super::*;
+
+    /// Processes that start together open a fresh claims file together:
+    /// every one of them gets it (the switch to WAL mode could fail for some).
+    #[test]
+    fn a_fresh_file_opened_by_many_at_once_opens_for_all() {
+        for _ in 0..100 {
+            let dir = tempfile::tempdir().unwrap();
+            std::thread::scope(|scope| {
+                for _ in 0..8 {
+                    scope.spawn(|| Deliveries::open(dir.path()).map(drop).unwrap());
+                }
+            });
+        }
+    }
     use crate::MasterKey;
 
     #[test]

@@ -298,13 +298,7 @@ pub(crate) fn open_wal(path: &Path, flags: OpenFlags) -> Result<Connection> {
     let existed = path.exists() && wal.exists();
     let conn = Connection::open_with_flags(path, flags)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
-    let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
-    if !mode.eq_ignore_ascii_case("wal") {
-        return Err(StoreError::Corrupt(format!(
-            "could not switch {} to WAL mode (got {mode})",
-            path.display()
-        )));
-    }
+    switch_to_wal(&conn, path)?;
     if !existed {
         // The log is created by the first read of a connection.
         conn.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()))?;
@@ -317,4 +311,31 @@ pub(crate) fn open_wal(path: &Path, flags: OpenFlags) -> Result<Connection> {
             .map_err(|e| StoreError::io("sync the directory of", path, e))?;
     }
     Ok(conn)
+}
+
+/// Puts the database in WAL mode (a no-op when it is already). The switch
+/// needs the file to itself, and SQLite reports a connection that finds it
+/// taken busy at once, without its busy handler: two processes opening a
+/// fresh file together would see one of them fail. So it is retried for as
+/// long as the busy handler would wait.
+fn switch_to_wal(conn: &Connection, path: &Path) -> Result<()> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0)) {
+            Ok(mode) if mode.eq_ignore_ascii_case("wal") => return Ok(()),
+            Ok(mode) => {
+                return Err(StoreError::Corrupt(format!(
+                    "could not switch {} to WAL mode (got {mode})",
+                    path.display()
+                )));
+            }
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
