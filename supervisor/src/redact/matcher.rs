@@ -65,6 +65,16 @@ pub trait Emit {
     }
 }
 
+/// The first characters of the view from a position (see [`Matcher::gram_at`]).
+enum Gram {
+    /// `GRAM` characters, packed.
+    Chars(u32),
+    /// Too many bytes left out in a row before them: no needle's window.
+    Apart,
+    /// The buffer ends (or may hold an unfinished escape sequence) before them.
+    Short,
+}
+
 /// A settled match: `start..end` (the needle starts at `core`), of `pattern`.
 #[derive(Debug, Clone, Copy)]
 struct Found {
@@ -217,10 +227,10 @@ impl Matcher {
             }
             // The filter holds every needle's first window: a cheap way to skip most
             // positions without walking the trie.
-            if let Some(g) = self.gram_at(buf, p, false) {
-                if !self.filter.may_contain(g) {
-                    continue;
-                }
+            match self.gram_at(buf, p, false) {
+                Gram::Chars(g) if !self.filter.may_contain(g) => continue,
+                Gram::Apart => continue,
+                _ => {}
             }
             if self.walk(buf, p, false).open {
                 return p;
@@ -324,8 +334,11 @@ impl Matcher {
     /// Whether the window at `at` read through the view may begin at a needle offset below
     /// `stride`; `None` when the view ends before a whole window.
     fn window_hits(&self, buf: &[u8], at: usize, end: bool) -> Option<bool> {
-        self.gram_at(buf, at, end)
-            .map(|g| self.filter.may_contain(g))
+        match self.gram_at(buf, at, end) {
+            Gram::Chars(g) => Some(self.filter.may_contain(g)),
+            Gram::Apart => Some(false),
+            Gram::Short => None,
+        }
     }
 
     /// Like [`Matcher::window_hits`] when an escape character lies in `lo..at`: if its
@@ -348,32 +361,39 @@ impl Matcher {
         }
     }
 
-    /// The first `GRAM` characters of the view from `p`, packed; `None` when the buffer ends
-    /// (or may hold an unfinished escape sequence) before them.
-    fn gram_at(&self, buf: &[u8], mut p: usize, end: bool) -> Option<u32> {
+    /// The first `GRAM` characters of the view from `p`, packed. Reading stops early where
+    /// no needle's window can be: past more than `MAX_GAP` bytes left out in a row (a match
+    /// leaves out no more between two of its characters), which also bounds the read.
+    fn gram_at(&self, buf: &[u8], mut p: usize, end: bool) -> Gram {
         let mut gram = 0u32;
-        let mut n = 0;
+        let (mut n, mut gap) = (0, 0);
         while n < GRAM {
-            let b = *buf.get(p)?;
-            match b {
-                b'\n' | b'\r' => p += 1,
+            let Some(&b) = buf.get(p) else {
+                return Gram::Short;
+            };
+            let skip = match b {
+                b'\n' | b'\r' => 1,
                 ESC => match step(buf, p, end) {
-                    Step::Skip(k) => p += k,
-                    Step::Unknown => return None,
-                    Step::Char => {
-                        gram |= u32::from(b) << (8 * n);
-                        n += 1;
-                        p += 1;
-                    }
+                    Step::Skip(k) => k,
+                    Step::Unknown => return Gram::Short,
+                    Step::Char => 0,
                 },
-                _ => {
-                    gram |= u32::from(b) << (8 * n);
-                    n += 1;
-                    p += 1;
+                _ => 0,
+            };
+            if skip > 0 {
+                gap += skip;
+                if gap > MAX_GAP {
+                    return Gram::Apart;
                 }
+                p += skip;
+                continue;
             }
+            gram |= u32::from(b) << (8 * n);
+            n += 1;
+            p += 1;
+            gap = 0;
         }
-        Some(gram)
+        Gram::Chars(gram)
     }
 
     /// Follows the needles along the view from `s`, a character.
