@@ -290,6 +290,28 @@ pub fn read_env0(path: &Path) -> std::collections::HashMap<String, String> {
         .collect()
 }
 
+/// `(name, owner)` of every entry of a `secret list --json`, sorted.
+pub fn listed(list: &serde_json::Value) -> Vec<(String, Option<String>)> {
+    let mut out: Vec<_> = list
+        .as_array()
+        .expect("an array")
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().to_owned(),
+                s["owner"].as_str().map(str::to_owned),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// One entry as [`listed`] gives it.
+pub fn item(name: &str, owner: Option<&str>) -> (String, Option<String>) {
+    (name.to_owned(), owner.map(str::to_owned))
+}
+
 /// A JSON file, parsed; panics when it is missing or not JSON.
 pub fn read_json(path: &Path) -> serde_json::Value {
     let raw = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));

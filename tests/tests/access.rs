@@ -1,29 +1,7 @@
 //! Who may do what: admins manage team secrets, members their own personal
 //! ones, and nobody but an admin sees another member's secrets, even by name.
 
-use serde_json::Value;
-use supervisor_tests::{Team, os_user, run_with_input, sentinel};
-
-/// `(name, owner)` of every entry of a `list --json`, sorted.
-fn listed(list: &Value) -> Vec<(String, Option<String>)> {
-    let mut out: Vec<_> = list
-        .as_array()
-        .expect("an array")
-        .iter()
-        .map(|s| {
-            (
-                s["name"].as_str().unwrap().to_owned(),
-                s["owner"].as_str().map(str::to_owned),
-            )
-        })
-        .collect();
-    out.sort();
-    out
-}
-
-fn item(name: &str, owner: Option<&str>) -> (String, Option<String>) {
-    (name.to_owned(), owner.map(str::to_owned))
-}
+use supervisor_tests::{Team, item, listed, os_user, run_with_input, sentinel};
 
 /// A team with a team secret, a personal secret each for alice and bob, and
 /// a personal secret of the same name for both.

@@ -9,28 +9,7 @@ use std::os::unix::net::UnixStream;
 use serde_json::Value;
 use supervisor_tests::host::Host;
 use supervisor_tests::users::{TempUser, skip_unless_root};
-use supervisor_tests::{contains, mode, sentinel};
-
-/// `(name, owner)` of every entry of a `secret list --json`, sorted.
-fn listed(list: &Value) -> Vec<(String, Option<String>)> {
-    let mut out: Vec<_> = list
-        .as_array()
-        .expect("an array")
-        .iter()
-        .map(|s| {
-            (
-                s["name"].as_str().unwrap().to_owned(),
-                s["owner"].as_str().map(str::to_owned),
-            )
-        })
-        .collect();
-    out.sort();
-    out
-}
-
-fn item(name: &str, owner: Option<&str>) -> (String, Option<String>) {
-    (name.to_owned(), owner.map(str::to_owned))
-}
+use supervisor_tests::{contains, item, listed, mode, sentinel};
 
 #[test]
 fn each_member_is_who_the_kernel_says_and_sees_their_own_only() {
