@@ -55,6 +55,7 @@ pub struct Global {
 }
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum Command {
     /// Create the state directory, the master key and the store
     ///
@@ -134,6 +135,7 @@ pub enum Shell {
 }
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum SecretCommand {
     /// Store a new secret
     ///
@@ -166,7 +168,9 @@ pub enum SecretCommand {
     },
 }
 
-/// Which secret: its scope and name.
+// Which secret: its scope and name. (Not a doc comment: clap would take it as
+// the `about` of every command that flattens these arguments, since their
+// subcommands are built only when used, after the command's own `about`.)
 #[derive(Debug, Args)]
 #[command(group = clap::ArgGroup::new("scope").required(true).args(["team", "personal"]))]
 pub struct TargetArgs {
@@ -245,6 +249,7 @@ fn parse_trigger(s: &str) -> Result<TriggerKind, String> {
 }
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum RunsCommand {
     /// List runs, newest first
     List {
@@ -280,6 +285,7 @@ pub enum RunsCommand {
 }
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum AuditCommand {
     /// Show audit entries, oldest first
     List {
@@ -301,6 +307,7 @@ pub enum AuditCommand {
 }
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum ConfigCommand {
     /// Validate the config and print a summary; exit 1 on any error
     ///

@@ -3,7 +3,7 @@
 //! socket), the run path (scope rule, isolated spawn, redaction) and the
 //! daemon.
 //!
-//! `main.rs` only calls [`main_with_args`], and `bin/supervisor-daemon.rs`
+//! `main.rs` only calls [`main_with_args`] (through [`start::run`]), and `bin/supervisor-daemon.rs`
 //! only [`daemon_main`]; everything else lives here so that it can be tested.
 //!
 //! Two binaries, so that the command people and agents start many times a
@@ -28,6 +28,7 @@ pub mod sandbox;
 pub mod scope;
 mod socket;
 pub mod spawn;
+pub mod start;
 mod when;
 mod wording;
 
@@ -41,13 +42,13 @@ use crate::cli::{AuditCommand, Cli, Command, ConfigCommand, RunsCommand, SecretC
 use crate::context::Context;
 
 /// Parses the command line, runs the command, reports any failure on
-/// stderr, and returns the process exit code.
-pub fn main_with_args() -> ExitCode {
+/// stderr, and returns the process exit status.
+pub fn main_with_args() -> u8 {
     // Before anything holds a value: no core dumps, no ptrace or /proc/<pid>/mem
     // reads by other processes of the same user.
     if let Err(e) = spawn::harden_self() {
         eprintln!("error: could not protect this process's memory: {e}");
-        return ExitCode::from(1);
+        return 1;
     }
     let cli = Cli::parse();
     // One place for a closed stdout (`supervisor audit list | head`): the
@@ -60,7 +61,7 @@ pub fn main_with_args() -> ExitCode {
     if !outlives_stdout {
         if let Err(e) = spawn::end_on_closed_stdout() {
             eprintln!("error: could not set up standard output: {e}");
-            return ExitCode::from(1);
+            return 1;
         }
     }
     // `run` keeps its own exit statuses for the agent's; any failure of the
@@ -68,14 +69,14 @@ pub fn main_with_args() -> ExitCode {
     // env(1) and timeout(1) report their own failures.
     let running = matches!(cli.command, Command::Run(_));
     match dispatch(cli) {
-        Ok(code) => ExitCode::from(code),
+        Ok(code) => code,
         Err(err) => {
             let code = fail::report(&err);
-            ExitCode::from(if running {
+            if running {
                 run::EXIT_REFUSED as u8
             } else {
                 code
-            })
+            }
         }
     }
 }

@@ -1,8 +1,9 @@
 //! What the store holds as evidence, through the binary: a restored older
 //! secret row refuses the run, inputs that could mislead the supervisor are
 //! refused (a key file that is not the user's own, values without end),
-//! printing commands end quietly on a closed stdout, and writers and runs
-//! killed at random points lose nothing that was acknowledged.
+//! printing commands end quietly on a closed stdout, a command started with
+//! its standard descriptors closed has them on `/dev/null`, and writers and
+//! runs killed at random points lose nothing that was acknowledged.
 
 use std::io::Write;
 use std::process::Stdio;
@@ -179,6 +180,79 @@ fn printing_commands_end_quietly_on_a_closed_stdout() {
         assert!(quiet, "{args:?}: {:?}\n{stderr}", out.status);
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
     }
+}
+
+/// A command started with descriptors 0, 1 and 2 closed (as `sudo -C` or a
+/// careless service manager can leave them) gets `/dev/null` on them, open
+/// for reading and writing, before it opens anything: no file it opens
+/// becomes its standard output. (SQLite guards its own files by putting
+/// `/dev/null` on a low descriptor it is given, but read-only, and only for
+/// itself.)
+#[test]
+fn a_command_started_without_standard_descriptors_has_them_on_dev_null() {
+    use std::os::unix::process::CommandExt;
+    let team = Team::new(
+        r#"
+[[agents]]
+name = "nap"
+command = ["/bin/sleep", "2"]
+triggers = ["cli"]
+timeout = "10s"
+"#,
+    );
+    team.secret(&["--team"], "API_TOKEN", "some-value-123");
+    let mut command = team.command(&["run", "nap"]);
+    // SAFETY: close(2) is async-signal-safe and allocates nothing.
+    unsafe {
+        command.pre_exec(|| {
+            for fd in 0..3 {
+                let _ = nix::unistd::close(fd);
+            }
+            Ok(())
+        });
+    }
+    let mut child = command.spawn().unwrap();
+    let pid = child.id();
+    // Look while the agent sleeps: the store, the key and the agent's pipes are open.
+    let children = format!("/proc/{pid}/task/{pid}/children");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_to_string(&children)
+        .unwrap_or_default()
+        .trim()
+        .is_empty()
+    {
+        assert!(Instant::now() < deadline, "the agent never started");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    for fd in 0..3 {
+        let target = std::fs::read_link(format!("/proc/{pid}/fd/{fd}"));
+        assert_eq!(
+            target.ok().as_deref(),
+            Some(std::path::Path::new("/dev/null")),
+            "descriptor {fd}"
+        );
+        let info = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")).unwrap();
+        let flags = info
+            .lines()
+            .find_map(|l| l.strip_prefix("flags:"))
+            .map(|f| i32::from_str_radix(f.trim(), 8).unwrap())
+            .unwrap();
+        assert_eq!(
+            flags & libc_accmode(),
+            libc_rdwr(),
+            "descriptor {fd}: {info}"
+        );
+    }
+    assert!(child.wait().unwrap().success());
+    team.cmd(&["audit", "verify"]).ok();
+}
+
+fn libc_accmode() -> i32 {
+    nix::fcntl::OFlag::O_ACCMODE.bits()
+}
+
+fn libc_rdwr() -> i32 {
+    nix::fcntl::OFlag::O_RDWR.bits()
 }
 
 fn libc_sigpipe() -> i32 {
