@@ -1,4 +1,4 @@
-//! The command line itself: completions and help.
+//! The command line itself: completions, help, and what the binary loads.
 
 use std::process::Command;
 
@@ -135,4 +135,28 @@ fn config_check_json_lists_every_problem() {
     // The same keys as a valid config's document, null.
     assert_eq!(doc["agents"], serde_json::Value::Null);
     assert!(doc.as_object().unwrap().contains_key("schedules"), "{doc}");
+}
+
+/// The `supervisor` command needs the C library and no other shared
+/// library (but the dynamic loader, loaded anyway): each one more is opened, mapped and relocated at every start,
+/// a sixth of `/bin/true`'s whole run each (`supervisor/build.rs` links the
+/// unwinder statically, `supervisor/src/main.rs` brings its own `pow`). A
+/// dependency that brings one back fails here, not only in the start-up
+/// benchmark.
+#[test]
+fn the_command_needs_no_shared_library_but_the_c_library() {
+    let out = Command::new("readelf")
+        .args(["--dynamic", "--wide"])
+        .arg(binary())
+        .output()
+        .expect("readelf (binutils) runs");
+    assert!(out.status.success(), "{out:?}");
+    let dynamic = String::from_utf8(out.stdout).unwrap();
+    let needed: Vec<&str> = dynamic
+        .lines()
+        .filter(|l| l.contains("(NEEDED)"))
+        .filter_map(|l| l.split_once('[')?.1.split_once(']').map(|(name, _)| name))
+        .filter(|name| !name.starts_with("ld-linux"))
+        .collect();
+    assert_eq!(needed, ["libc.so.6"], "{dynamic}");
 }
