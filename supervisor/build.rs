@@ -23,11 +23,15 @@ fn main() {
 /// Rust's standard library asks the linker for `-lgcc_s`; a linker script of
 /// that name, found first on the search path, answers with `libgcc_eh.a`,
 /// the same unwinder as a static archive. Where the C compiler has no
-/// `libgcc_eh.a` (not GCC, not glibc) nothing changes.
+/// `libgcc_eh.a` (not GCC, not glibc), or the build is a cross build,
+/// nothing changes.
 fn link_unwinder_statically() {
     let gnu_linux = env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux")
         && env::var("CARGO_CFG_TARGET_ENV").as_deref() == Ok("gnu");
-    if !gnu_linux {
+    // Cross builds keep the default: the host's compiler would name the
+    // host's archive.
+    let native = env::var("TARGET").ok() == env::var("HOST").ok();
+    if !gnu_linux || !native {
         return;
     }
     println!("cargo:rerun-if-env-changed=CC");
