@@ -316,6 +316,7 @@ impl Deliveries {
 mod tests {
     //! What only the SQLite claims file does; the rest is in the backend suite.
     use super::*;
+    use crate::MasterKey;
 
     /// Processes that start together open a fresh claims file together:
     /// every one of them gets it (the switch to WAL mode could fail for some).
@@ -330,7 +331,6 @@ mod tests {
             });
         }
     }
-    use crate::MasterKey;
 
     #[test]
     fn the_claims_file_is_private() {

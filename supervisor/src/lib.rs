@@ -3,8 +3,9 @@
 //! socket), the run path (scope rule, isolated spawn, redaction) and the
 //! daemon.
 //!
-//! `main.rs` only calls [`main_with_args`] (through [`start::run`]), and `bin/supervisor-daemon.rs`
-//! only [`daemon_main`]; everything else lives here so that it can be tested.
+//! `main.rs` only calls [`main_with_args`] (through [`start::run`]), and
+//! `bin/supervisor-daemon.rs` only [`daemon_main`]; everything else lives
+//! here so that it can be tested.
 //!
 //! Two binaries, so that the command people and agents start many times a
 //! day does not carry the daemon (HTTP, Slack, Linear, metrics): that code

@@ -43,25 +43,16 @@ fn standard_descriptors_open() -> bool {
     });
     // SAFETY: `fds` is a valid array of three `pollfd`s for the call.
     let polled = unsafe { libc::poll(fds.as_mut_ptr(), 3, 0) };
-    let closed: Vec<i32> = if polled >= 0 {
-        fds.iter()
-            .filter(|p| p.revents & libc::POLLNVAL != 0)
-            .map(|p| p.fd)
-            .collect()
-    } else {
-        // poll can fail for want of memory; ask each descriptor instead.
-        // SAFETY: F_GETFD reads a descriptor's flags and touches no memory.
-        (0..3)
-            .filter(|&fd| unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1)
-            .collect()
-    };
-    for fd in closed {
-        // SAFETY: a NUL-terminated path; the lowest free descriptor is `fd`,
-        // since the lower ones are open by now.
-        let opened = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) };
-        if opened != fd {
-            return false;
-        }
-    }
-    true
+    fds.iter().all(|p| {
+        let closed = if polled >= 0 {
+            p.revents & libc::POLLNVAL != 0
+        } else {
+            // poll can fail for want of memory; ask the descriptor instead.
+            // SAFETY: F_GETFD reads a descriptor's flags and touches no memory.
+            (unsafe { libc::fcntl(p.fd, libc::F_GETFD) }) == -1
+        };
+        // SAFETY: a NUL-terminated path. The lowest free descriptor is
+        // `p.fd`, since the lower ones are open by now.
+        !closed || unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) } == p.fd
+    })
 }

@@ -138,11 +138,11 @@ fn config_check_json_lists_every_problem() {
 }
 
 /// The `supervisor` command needs the C library and no other shared
-/// library (but the dynamic loader, loaded anyway): each one more is opened, mapped and relocated at every start,
-/// a sixth of `/bin/true`'s whole run each (`supervisor/build.rs` links the
-/// unwinder statically, `supervisor/src/main.rs` brings its own `pow`). A
-/// dependency that brings one back fails here, not only in the start-up
-/// benchmark.
+/// library (but the dynamic loader, loaded anyway): each one more is
+/// opened, mapped and relocated at every start, a sixth of `/bin/true`'s
+/// whole run each (`supervisor/build.rs` links the unwinder statically,
+/// `supervisor/src/main.rs` brings its own `pow`). A dependency that brings
+/// one back fails here, not only in the start-up benchmark.
 #[test]
 fn the_command_needs_no_shared_library_but_the_c_library() {
     let out = Command::new("readelf")
