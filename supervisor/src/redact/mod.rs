@@ -30,7 +30,7 @@ mod proptests;
 mod tests;
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use secrecy::{ExposeSecret, SecretString};
 use zeroize::Zeroizing;
@@ -49,7 +49,11 @@ pub const MIN_REDACTABLE_LEN: usize = 6;
 
 /// Built once per run from the injected values; shared (Arc) by the run's streams.
 pub struct Redactor {
-    matcher: Option<Matcher>,
+    /// Built on first use: deriving every form of every value is most of what a redactor
+    /// costs, and a run does it while its agent starts (see [`Redactor::prepare`]).
+    matcher: OnceLock<Option<Matcher>>,
+    /// The values of `names`, in order, until the matcher is built from them.
+    values: Mutex<Vec<SecretString>>,
     /// Secrets redacted, in the order given: hit counts are indexed alike.
     names: Vec<String>,
     replacements: Vec<Box<[u8]>>,
@@ -57,23 +61,26 @@ pub struct Redactor {
 }
 
 /// The needles of a set of secrets: (form as the view reads it, secret index, extension),
-/// sorted and merged; with the names of the secrets they belong to and of those too short.
+/// sorted and merged; with the names of the secrets they belong to (values too short to
+/// redact are left out).
 pub(crate) struct Needles {
     pub needles: Vec<(Zeroizing<Vec<u8>>, usize, Ext)>,
+    // The redactor keeps its own (it builds its needles later, from the redactable values
+    // alone); the reference model reads them.
+    #[cfg_attr(not(any(test, fuzzing)), allow(dead_code))]
     pub names: Vec<String>,
-    pub too_short: Vec<String>,
+}
+
+/// Whether a value is long enough to redact (see [`MIN_REDACTABLE_LEN`]).
+fn redactable(value: &str) -> bool {
+    value.len() >= MIN_REDACTABLE_LEN
 }
 
 impl Needles {
     pub fn new<'a>(secrets: impl IntoIterator<Item = (&'a str, &'a str)>) -> Needles {
         let mut names = Vec::new();
-        let mut too_short = Vec::new();
         let mut needles = Vec::new();
-        for (name, value) in secrets {
-            if value.len() < MIN_REDACTABLE_LEN {
-                too_short.push(name.to_owned());
-                continue;
-            }
+        for (name, value) in secrets.into_iter().filter(|(_, v)| redactable(v)) {
             let secret = names.len();
             needles.extend(
                 forms::derived_forms(value)
@@ -95,7 +102,6 @@ impl Needles {
         Needles {
             needles: merged,
             names,
-            too_short,
         }
     }
 }
@@ -104,22 +110,51 @@ impl Redactor {
     /// `secrets`: (env var name, value). Values shorter than [`MIN_REDACTABLE_LEN`] are not
     /// redacted; their names are reported by [`Redactor::too_short`].
     pub fn new<'a>(secrets: impl IntoIterator<Item = (&'a str, &'a SecretString)>) -> Redactor {
-        let n = Needles::new(
-            secrets
-                .into_iter()
-                .map(|(name, value)| (name, value.expose_secret())),
-        );
-        let matcher = (!n.needles.is_empty()).then(|| Matcher::new(&n.needles));
+        let mut names = Vec::new();
+        let mut values = Vec::new();
+        let mut too_short = Vec::new();
+        for (name, value) in secrets {
+            if redactable(value.expose_secret()) {
+                names.push(name.to_owned());
+                values.push(value.clone());
+            } else {
+                too_short.push(name.to_owned());
+            }
+        }
         Redactor {
-            matcher,
-            replacements: n
-                .names
+            matcher: OnceLock::new(),
+            values: Mutex::new(values),
+            replacements: names
                 .iter()
                 .map(|name| format!("[REDACTED:{name}]").into_bytes().into_boxed_slice())
                 .collect(),
-            names: n.names,
-            too_short: n.too_short,
+            names,
+            too_short,
         }
+    }
+
+    /// Builds the matcher now, if nothing has used it yet, so that the first output does
+    /// not wait for it.
+    pub fn prepare(&self) {
+        self.matcher();
+    }
+
+    /// The matcher of every form of every value; `None` when there is nothing to redact.
+    fn matcher(&self) -> Option<&Matcher> {
+        self.matcher
+            .get_or_init(|| {
+                // Taken, so the copies of the values go (zeroized) once the needles exist.
+                let values =
+                    std::mem::take(&mut *self.values.lock().unwrap_or_else(|p| p.into_inner()));
+                let n = Needles::new(
+                    self.names
+                        .iter()
+                        .zip(&values)
+                        .map(|(name, value)| (name.as_str(), value.expose_secret())),
+                );
+                (!n.needles.is_empty()).then(|| Matcher::new(&n.needles))
+            })
+            .as_ref()
     }
 
     /// Names of the secrets whose values are too short to redact.
@@ -135,7 +170,7 @@ impl Redactor {
 
     /// True when there is nothing to redact: output passes through unchanged.
     pub fn is_empty(&self) -> bool {
-        self.matcher.is_none()
+        self.names.is_empty()
     }
 
     /// One-shot redaction of a complete buffer (replies, prompts, error texts).
@@ -143,7 +178,7 @@ impl Redactor {
     pub fn redact_all(&self, input: &[u8]) -> (Vec<u8>, usize) {
         let mut out = Vec::with_capacity(input.len());
         let mut hits = vec![0; self.names.len()];
-        match &self.matcher {
+        match self.matcher() {
             Some(m) => {
                 let mut emit = ToVec {
                     out: &mut out,

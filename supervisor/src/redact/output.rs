@@ -100,12 +100,12 @@ impl Output {
     pub(super) fn new(redactor: &Arc<Redactor>) -> Output {
         Output {
             redactor: Arc::clone(redactor),
-            arrival: redactor.matcher.as_ref().map(|_| Junction::default()),
+            arrival: (!redactor.is_empty()).then(Junction::default),
             covers: [Vec::new(), Vec::new()],
             read: [0; 2],
             lanes: [redactor.stream(), redactor.stream()],
             open: [true, true],
-            emitted: redactor.matcher.as_ref().map(|_| Junction::default()),
+            emitted: (!redactor.is_empty()).then(Junction::default),
             sent: [0; 2],
             spare: Emitted::default(),
             hits: vec![0; redactor.names.len()],
@@ -136,7 +136,7 @@ impl Output {
     pub fn push_to(&mut self, stream: Stream, input: &[u8], em: &mut Emitted) {
         em.clear();
         let redactor = Arc::clone(&self.redactor);
-        let (Some(m), Some(arrival)) = (&redactor.matcher, &mut self.arrival) else {
+        let (Some(m), Some(arrival)) = (redactor.matcher(), &mut self.arrival) else {
             if !input.is_empty() {
                 em.data.extend_from_slice(input);
                 em.chunks.push((stream, false, 0, input.len()));
@@ -162,7 +162,7 @@ impl Output {
             return;
         }
         let redactor = Arc::clone(&self.redactor);
-        let (Some(m), Some(arrival)) = (&redactor.matcher, &mut self.arrival) else {
+        let (Some(m), Some(arrival)) = (redactor.matcher(), &mut self.arrival) else {
             return;
         };
         let both = self.open == [false, false];
@@ -241,7 +241,7 @@ impl Output {
     fn settle(&mut self, stream: Stream, input: &[u8], em: &mut Emitted) {
         let redactor = Arc::clone(&self.redactor);
         let cap = self.cap(stream);
-        let (Some(m), Some(emitted)) = (&redactor.matcher, &mut self.emitted) else {
+        let (Some(m), Some(emitted)) = (redactor.matcher(), &mut self.emitted) else {
             return;
         };
         let start = em.data.len();

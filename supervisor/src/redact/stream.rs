@@ -83,7 +83,7 @@ impl RedactStream {
         out: &mut Vec<u8>,
     ) {
         let redactor = Arc::clone(&self.redactor);
-        let Some(m) = &redactor.matcher else {
+        let Some(m) = redactor.matcher() else {
             out.extend_from_slice(input);
             return;
         };

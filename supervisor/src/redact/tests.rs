@@ -523,3 +523,35 @@ fn a_value_holding_an_escape_character_is_caught_where_the_streams_meet() {
         );
     }
 }
+
+#[test]
+fn the_matcher_is_built_on_first_use_and_the_copies_of_the_values_go_then() {
+    let (r, _) = redactor(&[
+        ("SHORT", "abc"),
+        ("TOKEN", "tok-123456"),
+        ("KEY", "key-abcdef"),
+    ]);
+    // What a run records before its agent starts needs no matcher.
+    assert_eq!(r.too_short(), ["SHORT"]);
+    assert_eq!(r.names(), ["TOKEN", "KEY"]);
+    assert!(!r.is_empty());
+    assert!(r.matcher.get().is_none());
+    assert_eq!(r.values.lock().unwrap().len(), 2);
+    r.prepare();
+    assert!(r.matcher.get().is_some());
+    assert!(r.values.lock().unwrap().is_empty());
+    let (out, n) = r.redact_all(b"tok-123456 key-abcdef abc");
+    assert_eq!(
+        (out.as_slice(), n),
+        (&b"[REDACTED:TOKEN] [REDACTED:KEY] abc"[..], 2)
+    );
+    // Used before any `prepare`, it builds itself; nothing to redact is no matcher.
+    let (late, _) = redactor(&[("TOKEN", "tok-123456")]);
+    assert_eq!(
+        late.redact_text("a tok-123456").as_str(),
+        "a [REDACTED:TOKEN]"
+    );
+    let (none, _) = redactor(&[("SHORT", "abc")]);
+    assert!(none.is_empty());
+    assert_eq!(none.redact_text("abc").as_str(), "abc");
+}

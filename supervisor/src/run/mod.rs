@@ -385,6 +385,9 @@ impl Engine {
             }
         };
         drop(prepared);
+        // The agent is starting on its own: build the redactor meanwhile,
+        // before its first output needs it.
+        redactor.prepare();
         let (over, over_rx) = drain::over();
         let result = self
             .watch(
