@@ -225,8 +225,12 @@ fn drop_capabilities(report: RawFd) -> io::Result<()> {
     for cap in 0..64 {
         // SAFETY: prctl(2) with integer arguments only.
         let ret = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) };
-        // EINVAL: past the last capability this kernel knows.
-        if ret == -1 && io::Error::last_os_error().raw_os_error() != Some(libc::EINVAL) {
+        if ret == -1 {
+            // EINVAL: past the last capability this kernel knows, and so
+            // are all after it (they are numbered without gaps).
+            if io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL) {
+                break;
+            }
             check(report, Step::Capabilities, ret)?;
         }
     }

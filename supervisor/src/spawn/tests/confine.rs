@@ -70,7 +70,7 @@ async fn the_cover_hides_the_state_but_not_the_home_and_cannot_be_undone() {
         "cat {state}/master.key; cat {home}/note; echo written > {home}/new && echo wrote; \
          umount -l {state} 2>/dev/null && echo UNMOUNTED; \
          unshare -Urm sh -c 'umount -l {state} && cat {state}/master.key' 2>/dev/null || echo locked; \
-         grep CapEff /proc/self/status"
+         grep -E 'CapEff|CapBnd' /proc/self/status"
     );
     let out = confined_output(&script, &confine).await;
     assert!(!out.contains("sentinel-key"), "{out}");
@@ -80,6 +80,8 @@ async fn the_cover_hides_the_state_but_not_the_home_and_cannot_be_undone() {
         "{out}"
     );
     assert!(out.contains("CapEff:\t0000000000000000"), "{out}");
+    // Nor any it could gain through exec: the bounding set is empty too.
+    assert!(out.contains("CapBnd:\t0000000000000000"), "{out}");
     // The home is the real one: what the agent wrote is there for the parent.
     assert_eq!(
         std::fs::read_to_string(f.home.join("new")).unwrap(),
