@@ -14,9 +14,8 @@
 use nix::errno::Errno;
 use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid, waitpid};
 use nix::unistd::Pid;
-use tokio::process::Child;
 
-use crate::spawn::{self, ChildSpec, SpawnError};
+use crate::spawn::{self, Child, ChildSpec, SpawnError};
 
 /// Makes this process the reaper of its descendants' orphans. Not
 /// inherited by children.

@@ -410,7 +410,7 @@ impl Engine {
         req: &TriggerEvent,
         record: &mut RunRecord,
         redactor: Arc<Redactor>,
-        child: &mut tokio::process::Child,
+        child: &mut spawn::Child,
         tracked: &Tracked,
         echo: Echo,
         stop: impl Future<Output = ()>,

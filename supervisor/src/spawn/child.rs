@@ -1,9 +1,11 @@
-//! The child's side of a spawn: everything that happens between fork and exec.
+//! The child's side of a spawn: everything that happens between clone and exec.
 //!
 //! Invariant: only async-signal-safe system calls on data the parent prepared
-//! ([`ChildSetup`]): no allocation, no lock, no logging. Each failure writes
-//! the [`Step`] that failed to the report pipe, then returns the error, which
-//! the standard library hands to the parent as the spawn error.
+//! ([`ChildSetup`]): no allocation, no lock, no logging, and (the child shares
+//! the parent's memory, see `process`) no C library call that acts on the
+//! process's other threads: ids change through raw system calls. Each failure
+//! writes the [`Step`] that failed to the report pipe and returns the error,
+//! whose number the child then writes after it.
 
 use std::ffi::CString;
 use std::io;
@@ -32,10 +34,12 @@ pub(super) enum Step {
     Landlock,
     Capabilities,
     SignalMask,
+    Stdio,
+    Exec,
 }
 
 impl Step {
-    const ALL: [Step; 17] = [
+    const ALL: [Step; 19] = [
         Step::Cgroup,
         Step::Session,
         Step::AmbientCaps,
@@ -53,6 +57,8 @@ impl Step {
         Step::Landlock,
         Step::Capabilities,
         Step::SignalMask,
+        Step::Stdio,
+        Step::Exec,
     ];
 
     pub(super) fn from_byte(byte: u8) -> Option<Step> {
@@ -78,6 +84,8 @@ impl Step {
             Step::Landlock => "landlock_restrict_self",
             Step::Capabilities => "dropping capabilities",
             Step::SignalMask => "sigprocmask",
+            Step::Stdio => "dup2 of a standard stream",
+            Step::Exec => "execve",
         }
     }
 }
@@ -139,13 +147,18 @@ pub(super) fn child_setup(s: &ChildSetup) -> io::Result<()> {
         namespace::enter(report, plan)?;
     }
     if let Some((uid, gid)) = s.ids {
+        // Raw system calls, which change this process alone: the C library's
+        // wrappers would also signal every other thread it knows of, which
+        // in a child sharing our memory are the parent's.
         // SAFETY: setgroups(2) reads `groups.len()` ids from a live slice.
-        let ret = unsafe { libc::setgroups(s.groups.len(), s.groups.as_ptr()) };
+        let ret = unsafe { libc::syscall(libc::SYS_setgroups, s.groups.len(), s.groups.as_ptr()) };
         check(report, Step::Groups, ret)?;
-        // SAFETY: setgid(2) and setuid(2) are async-signal-safe, no memory effects.
-        check(report, Step::Gid, unsafe { libc::setgid(gid) })?;
+        // SAFETY: setresgid(2) and setresuid(2) with integer arguments only.
+        let ret = unsafe { libc::syscall(libc::SYS_setresgid, gid, gid, gid) };
+        check(report, Step::Gid, ret)?;
         // SAFETY: as above.
-        check(report, Step::Uid, unsafe { libc::setuid(uid) })?;
+        let ret = unsafe { libc::syscall(libc::SYS_setresuid, uid, uid, uid) };
+        check(report, Step::Uid, ret)?;
     }
     if let Some(plan) = s.namespace.as_ref().filter(|p| p.in_user_namespace) {
         namespace::enter(report, plan)?;
@@ -197,8 +210,8 @@ pub(super) fn child_setup(s: &ChildSetup) -> io::Result<()> {
         libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut())
     };
     check(report, Step::SignalMask, ret)?;
-    // Close-on-exec rather than close: the standard library reports exec failure to
-    // the parent through a descriptor of its own that must stay open until exec.
+    // Close-on-exec rather than close: an exec that fails is reported through
+    // the report pipe, which must stay open until then.
     cloexec_from_3();
     Ok(())
 }

@@ -9,26 +9,28 @@
 //! exposed: to the child's environment. Errors name programs, paths and
 //! variable names, never a variable's value.
 //!
-//! One file per concern: [`child`] (between fork and exec), [`cgroup`],
-//! [`landlock`], [`namespace`], [`terminate`].
+//! One file per concern: [`process`] (the parent's side, and its handle on
+//! the child), [`child`] (between clone and exec), [`cgroup`], [`landlock`],
+//! [`namespace`], [`terminate`].
 
 pub mod cgroup;
 mod child;
 pub mod landlock;
 pub mod namespace;
+mod process;
 mod terminate;
 
+pub use process::Child;
 pub use terminate::{Tracked, adopt_orphans, kill_group_remains, signal_group, terminate};
 
 use std::collections::BTreeSet;
 use std::ffi::CString;
 use std::fmt;
-use std::io::{self, Read};
+use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::{Mutex, MutexGuard};
 
 use nix::errno::Errno;
@@ -37,10 +39,10 @@ use nix::sys::resource::{Resource, setrlimit};
 use nix::sys::signal::Signal;
 use nix::unistd::{Gid, Group, User, getgrouplist, pipe2};
 use secrecy::{ExposeSecret, SecretString};
-use tokio::process::{Child, Command};
 
-use child::{ChildSetup, Step, child_setup};
+use child::{ChildSetup, Step};
 use namespace::NamespacePlan;
+use process::{Exec, StartError};
 
 /// Who the child runs as, when the supervisor runs as root and the agent sets `user`/`group`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -201,13 +203,13 @@ impl SpawnError {
 /// Starts the child: cleared environment, then `spec.env`, then `spec.secrets`;
 /// stdin, stdout and stderr piped; a new session (so its pid is also its process
 /// group id, the `pgid` the other functions take); `PR_SET_PDEATHSIG(SIGKILL)`;
-/// `RLIMIT_CORE` 0; `no_new_privs`; an empty signal mask; no ambient capabilities;
-/// every descriptor above 2 closed on exec; `setgroups`/`setgid`/`setuid` when
-/// `run_as` is set.
+/// `RLIMIT_CORE` 0; `no_new_privs`; an empty signal mask and every handler at its
+/// default (SIGPIPE's too); no ambient capabilities; every descriptor above 2 closed
+/// on exec; `setgroups`/`setresgid`/`setresuid` when `run_as` is set.
 ///
 /// Must be called inside a Tokio runtime, from a long-lived thread (a runtime worker
 /// or the main thread, never `spawn_blocking`): the kernel sends the parent-death
-/// signal when the *thread* that forked exits, not when the process does.
+/// signal when the *thread* that made the child exits, not when the process does.
 ///
 /// The returned `Child` is not killed on drop; stop it with [`terminate`] or
 /// [`Tracked::finish`].
@@ -259,28 +261,27 @@ pub fn spawn(spec: &ChildSpec<'_>) -> Result<Child, SpawnError> {
         drop_caps: confine.is_some_and(|c| c.drop_caps),
     };
 
-    let mut cmd = Command::new(&program);
-    cmd.arg0(argv0)
-        .args(&spec.argv[1..])
-        .env_clear()
-        .envs(spec.env.iter().map(|(k, v)| (k, v)));
-    for (name, value) in spec.secrets {
-        cmd.env(name, value.expose_secret());
-    }
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(false);
-    // SAFETY: the closure runs in the forked child before exec and only calls
-    // `child_setup`, which makes async-signal-safe system calls on data prepared
-    // above: no allocation, no lock, no logging.
-    unsafe {
-        cmd.pre_exec(move || child_setup(&setup));
-    }
-    let result = cmd.spawn();
-    // The command holds copies of the secret values; let them go at once.
-    drop(cmd);
-    result.map_err(|source| spawn_error(argv0, spec.working_dir, report_read, source))
+    let program =
+        CString::new(program.as_os_str().as_bytes()).map_err(|_| SpawnError::InvalidArg {
+            program: argv0.clone(),
+            index: 0,
+        })?;
+    let exec = Exec::new(
+        program,
+        spec.argv,
+        spec.env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_bytes()))
+            .chain(
+                spec.secrets
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.expose_secret().as_bytes())),
+            ),
+    );
+    let started = process::start(&exec, &setup, &report_read);
+    // The copies of the secret values go at once (zeroized).
+    drop(exec);
+    started.map_err(|e| spawn_error(argv0, spec.working_dir, e))
 }
 
 /// The supervisor's own hardening, called once at start: not dumpable (so a process
@@ -438,37 +439,31 @@ fn check_working_dir(dir: &Path) -> Result<CString, SpawnError> {
         .map_err(|_| fail(io::Error::from(io::ErrorKind::InvalidInput)))
 }
 
-/// Maps a failed `Command::spawn` to a `SpawnError`. The child writes the step that
-/// failed to the report pipe before returning its error; no byte means the error came
-/// from exec itself (or from the standard library's own steps).
-fn spawn_error(
-    program: &str,
-    working_dir: Option<&Path>,
-    report: OwnedFd,
-    source: io::Error,
-) -> SpawnError {
-    let mut byte = [0u8; 1];
-    let step = match std::fs::File::from(report).read(&mut byte) {
-        Ok(1) => Step::from_byte(byte[0]),
-        _ => None,
-    };
+/// Maps a child that did not start to a `SpawnError`: by the step that
+/// failed, and for the exec itself by its error, as a shell reports it.
+fn spawn_error(program: &str, working_dir: Option<&Path>, error: StartError) -> SpawnError {
     let program = program.to_owned();
+    let (step, source) = match error {
+        StartError::Parent(source) => return SpawnError::Io { program, source },
+        StartError::Child { step, source } => (step, source),
+    };
     match step {
         Some(Step::WorkingDir) => SpawnError::WorkingDir {
             path: working_dir.map(Path::to_owned).unwrap_or_default(),
             source,
+        },
+        Some(Step::Exec) => match source.raw_os_error() {
+            Some(libc::ENOENT | libc::ENOTDIR) => SpawnError::NotFound { program },
+            Some(libc::EACCES) => SpawnError::PermissionDenied { program },
+            Some(libc::ENOEXEC) => SpawnError::NotExecutable { program },
+            _ => SpawnError::Io { program, source },
         },
         Some(step) => SpawnError::Setup {
             program,
             step: step.name(),
             source,
         },
-        None => match source.raw_os_error() {
-            Some(libc::ENOENT | libc::ENOTDIR) => SpawnError::NotFound { program },
-            Some(libc::EACCES) => SpawnError::PermissionDenied { program },
-            Some(libc::ENOEXEC) => SpawnError::NotExecutable { program },
-            _ => SpawnError::Io { program, source },
-        },
+        None => SpawnError::Io { program, source },
     }
 }
 #[cfg(test)]

@@ -332,9 +332,6 @@ pub fn probe(network: bool) -> NamespaceSupport {
     }
 }
 
-/// The probe child's stack: it runs two system calls.
-const PROBE_STACK: usize = 16 * 1024;
-
 /// Tries `unshare(flags)` and a private remount of `/` in a child that shares
 /// our memory until it exits (`CLONE_VM | CLONE_VFORK`, as `vfork(2)`): no
 /// page table is copied, which a `fork` of this process would cost on every
@@ -357,17 +354,17 @@ fn try_in_child(flags: libc::c_int) -> bool {
         };
         if ok { 0 } else { 1 }
     }
+    let Ok(stack) = super::process::Stack::new() else {
+        return false;
+    };
     // Nobody else reaps the child before our waitpid below.
     let _waited = super::waited_for();
-    let mut stack = vec![0u8; PROBE_STACK];
-    // The stack grows down from its 16-byte aligned end.
-    let top = (stack.as_mut_ptr() as usize + stack.len()) & !15;
     // SAFETY: the child runs `probe` on `stack`, which outlives it: with
     // CLONE_VFORK this thread is suspended until the child has exited.
     let pid = unsafe {
         libc::clone(
             probe,
-            top as *mut libc::c_void,
+            stack.top(),
             libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
             flags as usize as *mut libc::c_void,
         )

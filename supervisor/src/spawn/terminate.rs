@@ -14,10 +14,9 @@ use std::time::Duration;
 use nix::errno::Errno;
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::{Pid, getpgrp};
-use tokio::process::Child;
 
-use super::RunAs;
 use super::cgroup::RunCgroup;
+use super::{Child, RunAs};
 
 /// How long the end of a run waits for its cgroup to empty after `cgroup.kill`.
 const EMPTY_WAIT: Duration = Duration::from_secs(5);

@@ -196,6 +196,59 @@ async fn child_leads_its_own_session_without_core_dumps_or_new_privileges() {
     assert_eq!(status["SigBlk"], "0000000000000000");
 }
 
+/// The signal bits of `/proc/<child>/status` for `line` ("SigIgn", "SigCgt").
+fn signal_bits(status: &str, line: &str) -> u64 {
+    let hex = status
+        .lines()
+        .find_map(|l| l.strip_prefix(line)?.strip_prefix(':'))
+        .unwrap()
+        .trim();
+    u64::from_str_radix(hex, 16).unwrap()
+}
+
+#[tokio::test]
+async fn the_child_gets_default_handlers_and_sigpipe_but_keeps_ignored_signals() {
+    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, sigaction};
+    extern "C" fn handler(_: libc::c_int) {}
+    let ignore = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
+    let handle = SigAction::new(
+        SigHandler::Handler(handler),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
+    // SAFETY: this test's own process (nextest runs one per test); the handler does nothing.
+    unsafe {
+        sigaction(Signal::SIGHUP, &ignore).unwrap();
+        sigaction(Signal::SIGPIPE, &ignore).unwrap();
+        sigaction(Signal::SIGUSR1, &handle).unwrap();
+    }
+    let cmd = argv(&["/bin/cat", "/proc/self/status"]);
+    let out = stdout_of(&spec(&cmd, &[])).await;
+    let bit = |sig: Signal| 1u64 << (sig as i32 - 1);
+    let ignored = signal_bits(&out, "SigIgn");
+    // As `nohup` leaves it: an ignored signal stays ignored through exec.
+    assert_ne!(ignored & bit(Signal::SIGHUP), 0, "{out}");
+    // The supervisor's own SIGPIPE setting is not the agent's.
+    assert_eq!(ignored & bit(Signal::SIGPIPE), 0, "{out}");
+    assert_eq!(signal_bits(&out, "SigCgt"), 0, "{out}");
+}
+
+#[tokio::test]
+async fn without_pidfds_a_thread_waits_for_the_child() {
+    super::process::tests::NO_PIDFD.set(true);
+    let cmd = argv(&["/bin/sh", "-c", "read line; exit 7"]);
+    let mut child = spawn(&spec(&cmd, &[])).unwrap();
+    assert!(child.id().is_some());
+    // It waits for its input: still running.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(child.try_wait().unwrap().is_none());
+    drop(child.stdin.take());
+    let status = child.wait().await.unwrap();
+    assert_eq!(status.code(), Some(7));
+    assert_eq!(child.try_wait().unwrap().map(|s| s.code()), Some(Some(7)));
+    assert_eq!(child.id(), None, "waited for");
+}
+
 /// capset(2)'s header and one of its two data words (version 3).
 #[repr(C)]
 struct CapHeader {
