@@ -1,4 +1,4 @@
-//! One run's containment, made in the parent before the fork: its cgroup (with
+//! One run's containment, made in the parent before the spawn: its cgroup (with
 //! limits), the namespace plan, the Landlock ruleset, and what the run record
 //! says about them.
 

@@ -90,7 +90,7 @@ impl Step {
     }
 }
 
-/// What the child needs between fork and exec, prepared by the parent so that the
+/// What the child needs between clone and exec, prepared by the parent so that the
 /// child never allocates. Raw descriptors belong to the parent, which keeps them
 /// open until the spawn returns.
 pub(super) struct ChildSetup {
@@ -113,7 +113,7 @@ pub(super) struct ChildSetup {
 /// before 5.11), whatever the descriptor limit says.
 const FALLBACK_MAX_FD: libc::c_int = 1 << 20;
 
-/// Runs in the forked child, before exec.
+/// Runs in the child, before exec.
 pub(super) fn child_setup(s: &ChildSetup) -> io::Result<()> {
     let report = s.report.as_raw_fd();
     if let Some(fd) = s.cgroup_procs {

@@ -112,7 +112,7 @@ pub struct ChildSpec<'a> {
     pub confine: Option<&'a Confinement>,
 }
 
-/// What the parent prepared to contain one child, applied between fork and exec.
+/// What the parent prepared to contain one child, applied between clone and exec.
 /// Descriptors stay owned by the caller (or by this value) until the spawn returns.
 #[derive(Default)]
 pub struct Confinement {
@@ -175,7 +175,7 @@ pub enum SpawnError {
     /// The user or group database could not be read.
     #[error("looking up {name}: {source}")]
     Lookup { name: String, source: io::Error },
-    /// A step of the child's isolation failed between fork and exec.
+    /// A step of the child's isolation failed between clone and exec.
     #[error("{program}: {step} failed before exec: {source}")]
     Setup {
         program: String,

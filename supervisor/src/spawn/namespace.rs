@@ -320,7 +320,7 @@ pub struct NamespaceSupport {
     pub through_user_namespace: bool,
 }
 
-/// Tries the namespaces in a forked child that exits at once; the network
+/// Tries the namespaces in a child that exits at once; the network
 /// namespace only when `network` (it is the costly one to make and tear down).
 pub fn probe(network: bool) -> NamespaceSupport {
     let privileged = nix::unistd::geteuid().is_root();
