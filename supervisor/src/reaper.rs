@@ -6,7 +6,7 @@
 //! agent started (see `daemon::peer`).
 //!
 //! Re-parented processes are the daemon's to reap when they exit. The
-//! agents' own leaders are reaped by tokio, which waits for each by pid;
+//! agents' own leaders are reaped by their [`Child`], which waits for each by pid;
 //! this module knows their pids ([`spawn`] registers each in
 //! [`spawn::waited_for`], the lock the reaper takes) and never reaps one of
 //! them, nor a helper the spawn module waits for while it holds that lock.
@@ -24,8 +24,8 @@ pub fn become_subreaper() -> std::io::Result<()> {
     Ok(())
 }
 
-/// An agent's leader, registered until this is dropped (after tokio
-/// reaped it).
+/// An agent's leader, registered until this is dropped (after its
+/// [`Child`] reaped it).
 #[derive(Debug)]
 pub struct Leader(Option<i32>);
 
@@ -69,8 +69,8 @@ pub fn reap_orphans() -> usize {
                 None => break,
             },
         };
-        // A leader is tokio's to reap (which it does at once); the others
-        // wait for the next call.
+        // A leader is its `Child`'s to reap (which it does as soon as it
+        // learns of the exit); the others wait for the next call.
         if leaders.contains(&pid.as_raw()) {
             break;
         }

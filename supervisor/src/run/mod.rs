@@ -356,7 +356,7 @@ impl Engine {
             confine: Some(&prepared.confinement),
         };
         // Registered as a leader for as long as `_leader` lives: the daemon
-        // reaps orphans, and this one is tokio's.
+        // reaps orphans, and this one is its `Child`'s.
         let spawned = crate::reaper::spawn(&spec);
         let tracked = Tracked {
             pgid: spawned

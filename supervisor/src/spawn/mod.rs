@@ -308,7 +308,7 @@ pub fn end_on_closed_stdout() -> io::Result<()> {
 }
 
 /// Pids of the children this process waits for by pid itself: agents' leaders
-/// (tokio waits for each) and this module's short-lived helpers. A reaper of
+/// (each [`Child`] waits for its own) and this module's short-lived helpers. A reaper of
 /// orphans (the daemon's, see `crate::reaper`) takes this lock and leaves them
 /// alone; a helper holds it from its fork to its `waitpid`.
 static WAITED_FOR: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
