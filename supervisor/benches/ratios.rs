@@ -4,7 +4,8 @@
 //! - `supervisor --version` against `/bin/true`: the cost of starting the binary;
 //! - `supervisor run` of `/bin/true` with 20 team secrets (the run record, the audit entries,
 //!   the private HOME, the synced injection record and the agent's containment all made)
-//!   against `env -i` with the same 20 variables;
+//!   against `env -i` with the same 20 variables, in local mode and through a daemon
+//!   (`[server] control_socket`, as on a host where `supervisor serve` holds the store);
 //! - the same run against `secretspec run` with an age file holding the same 20 values, when
 //!   `secretspec` (built with `--features cli,age`) and `age-keygen` are installed (say so when
 //!   not);
@@ -56,8 +57,18 @@ fn main() {
         env.arg(format!("A{}={v}", i + 1));
     }
     env.arg("/bin/true");
-    let (run, b) = pair(pairs, team.command(&["run", "truth"]), env);
+    let (run, b) = pair(pairs, team.command(&["run", "truth"]), copy(&env));
     row("run (20 secrets)  vs  env -i", run, b, 2.0);
+
+    // The same run as a member's `supervisor run` on a host with a daemon.
+    let served = Team::new(&format!("{AGENTS}{SERVED}"));
+    let daemon = served.serve();
+    for (i, v) in values.iter().enumerate() {
+        served.secret(&["--team"], &format!("A{}", i + 1), v);
+    }
+    let (s, b) = pair(pairs, served.command(&["run", "truth"]), env);
+    row("run through the daemon  vs  env -i", s, b, 2.0);
+    drop(daemon);
 
     match secretspec(&team, &values) {
         Ok(cmd) => {
@@ -80,6 +91,13 @@ name = "truth"
 command = ["/bin/true"]
 timeout = "10s"
 triggers = ["cli"]
+"#;
+
+/// The daemon of the served team: its control socket in the team's directory.
+const SERVED: &str = r#"
+[server]
+listen = "127.0.0.1:0"
+control_socket = "control.sock"
 "#;
 
 /// A value shaped like an API token, distinct per secret.
