@@ -244,11 +244,14 @@ pub fn spawn(spec: &ChildSpec<'_>) -> Result<Child, SpawnError> {
         None => None,
     };
 
+    let io_error = |source: io::Error| SpawnError::Io {
+        program: argv0.clone(),
+        source,
+    };
     let (report_read, report_write) =
-        pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).map_err(|e| SpawnError::Io {
-            program: argv0.clone(),
-            source: e.into(),
-        })?;
+        pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).map_err(|e| io_error(e.into()))?;
+    // The child's copy must outlive its own stdio set-up.
+    let report_write = process::above_stdio(report_write).map_err(io_error)?;
     let setup = ChildSetup {
         parent: std::process::id() as libc::pid_t,
         ids: spec.run_as.map(|r| (r.uid, r.gid)),

@@ -407,10 +407,11 @@ fn read_report(fd: RawFd) -> io::Result<Option<StartError>> {
     })
 }
 
-/// `fd`, or a copy of it numbered 3 or above: the child puts its ends of
-/// the pipes on 0, 1 and 2, and one already there would be overwritten (or
-/// keep its close-on-exec flag) before its turn.
-fn above_stdio(fd: OwnedFd) -> io::Result<OwnedFd> {
+/// `fd`, or a copy of it numbered 3 or above, for the descriptors the child
+/// uses: it puts its ends of the pipes on 0, 1 and 2, and one already there
+/// would be overwritten (or keep its close-on-exec flag) before its turn.
+/// Only a parent started with 0-2 closed makes them there.
+pub(super) fn above_stdio(fd: OwnedFd) -> io::Result<OwnedFd> {
     if fd.as_raw_fd() > 2 {
         return Ok(fd);
     }

@@ -148,6 +148,58 @@ async fn only_stdio_descriptors_reach_the_child() {
     drop(leaky);
 }
 
+/// Descriptors 0, 1 and 2 closed while this lives (put back when dropped):
+/// the pipes a spawn makes then land on them.
+struct StdioClosed(Vec<i32>);
+
+impl StdioClosed {
+    fn new() -> StdioClosed {
+        // SAFETY: this test's own process (nextest runs one per test); nothing
+        // is read or written on 0-2 while they are closed, and they are put back.
+        let saved: Vec<i32> = (0..3).map(|fd| unsafe { libc::dup(fd) }).collect();
+        assert!(saved.iter().all(|&fd| fd > 2));
+        for fd in 0..3 {
+            // SAFETY: as above.
+            unsafe { libc::close(fd) };
+        }
+        StdioClosed(saved)
+    }
+}
+
+impl Drop for StdioClosed {
+    fn drop(&mut self) {
+        for (fd, &copy) in self.0.iter().enumerate() {
+            // SAFETY: as in `new`.
+            unsafe {
+                libc::dup2(copy, fd as i32);
+                libc::close(copy);
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_parent_without_standard_descriptors_still_gets_pipes_and_errors_right() {
+    use tokio::io::AsyncWriteExt;
+    let (err, out) = {
+        let _closed = StdioClosed::new();
+        let err = spawn(&spec(&argv(&["/nonexistent/agent"]), &[])).unwrap_err();
+        // Everything of the child is done before 0-2 are put back over its pipes.
+        let mut child = spawn(&spec(&argv(&["/bin/cat"]), &[])).unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"through the pipe\n").await.unwrap();
+        drop(stdin);
+        (err, child.wait_with_output().await.unwrap())
+    };
+    assert!(matches!(err, SpawnError::NotFound { .. }), "{err:?}");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stdout, b"through the pipe\n");
+}
+
 #[tokio::test]
 async fn child_leads_its_own_session_without_core_dumps_or_new_privileges() {
     // `cat` reads its own files: no shell whose state could blur the picture.
