@@ -372,11 +372,9 @@ fn try_in_child(flags: libc::c_int) -> bool {
     if pid == -1 {
         return false;
     }
-    let mut status = 0;
-    // SAFETY: waitpid(2) on our own child, writing into the live local `status`.
-    let got = unsafe { libc::waitpid(pid, &mut status, 0) };
+    let status = super::process::reap(pid, 0);
     drop(stack);
-    got == pid && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0
+    matches!(status, Ok(Some(s)) if s.success())
 }
 
 #[cfg(test)]

@@ -133,8 +133,9 @@ fn lost_waiter() -> io::Error {
     io::Error::other("the thread waiting for the child ended without its status")
 }
 
-/// `waitpid(pid, flags)`: `None` while it runs (with `WNOHANG`).
-fn reap(pid: i32, flags: libc::c_int) -> io::Result<Option<ExitStatus>> {
+/// `waitpid(pid, flags)` on a child of ours, again when a signal interrupts
+/// it: `None` while it runs (with `WNOHANG`).
+pub(super) fn reap(pid: i32, flags: libc::c_int) -> io::Result<Option<ExitStatus>> {
     let mut status = 0;
     loop {
         // SAFETY: waitpid(2) on our own child, writing into the live local `status`.
