@@ -17,7 +17,8 @@ use super::namespace::{self, NamespacePlan};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub(super) enum Step {
-    Cgroup = 1,
+    Stdio = 1,
+    Cgroup,
     Session,
     AmbientCaps,
     Namespaces,
@@ -34,12 +35,12 @@ pub(super) enum Step {
     Landlock,
     Capabilities,
     SignalMask,
-    Stdio,
     Exec,
 }
 
 impl Step {
     const ALL: [Step; 19] = [
+        Step::Stdio,
         Step::Cgroup,
         Step::Session,
         Step::AmbientCaps,
@@ -57,7 +58,6 @@ impl Step {
         Step::Landlock,
         Step::Capabilities,
         Step::SignalMask,
-        Step::Stdio,
         Step::Exec,
     ];
 
@@ -67,6 +67,7 @@ impl Step {
 
     pub(super) fn name(self) -> &'static str {
         match self {
+            Step::Stdio => "dup2 of a standard stream",
             Step::Cgroup => "joining the run's cgroup",
             Step::Session => "setsid",
             Step::AmbientCaps => "PR_CAP_AMBIENT_CLEAR_ALL",
@@ -84,7 +85,6 @@ impl Step {
             Step::Landlock => "landlock_restrict_self",
             Step::Capabilities => "dropping capabilities",
             Step::SignalMask => "sigprocmask",
-            Step::Stdio => "dup2 of a standard stream",
             Step::Exec => "execve",
         }
     }
