@@ -12,6 +12,9 @@
 //! - an agent printing 200 MiB of log lines with 100 secrets in scope, read through a pipe,
 //!   against `cat FILE | cat`.
 //!
+//! Under each start-up ratio, the CPU time and page faults of each side (with the processes
+//! it waited for): where the time goes beyond the code's own work.
+//!
 //! Run with `scripts/ratios` (or `cargo bench -p supervisor --bench ratios` after a release
 //! build). `RATIOS_PAIRS` sets the pairs per start-up ratio (default 100), `RATIOS_MB` the
 //! output size in MiB (default 200), `RATIOS_ROUNDS` the throughput rounds (default 5),
@@ -23,6 +26,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use nix::sys::resource::{Usage, UsageWho, getrusage};
 use supervisor_tests::{Team, binary};
 
 use common::{Rng, Sink, env_number, log_output, median, ms, time, values};
@@ -44,7 +48,7 @@ fn main() {
     let mut version = Command::new(binary());
     version.arg("--version");
     let (s, b) = pair(pairs, version, Command::new("/bin/true"));
-    row("--version  vs  /bin/true", s, b, 1.5);
+    cost_row("--version  vs  /bin/true", &s, &b, 1.5);
 
     let team = Team::new(AGENTS);
     let values: Vec<String> = (1..=SECRETS).map(token).collect();
@@ -57,8 +61,8 @@ fn main() {
         env.arg(format!("A{}={v}", i + 1));
     }
     env.arg("/bin/true");
-    let (run, b) = pair(pairs, team.command(&["run", "truth"]), copy(&env));
-    row("run (20 secrets)  vs  env -i", run, b, 2.0);
+    let (s, b) = pair(pairs, team.command(&["run", "truth"]), copy(&env));
+    cost_row("run (20 secrets)  vs  env -i", &s, &b, 2.0);
 
     // The same run as a member's `supervisor run` on a host with a daemon.
     let served = Team::new(&format!("{AGENTS}{SERVED}"));
@@ -67,13 +71,14 @@ fn main() {
         served.secret(&["--team"], &format!("A{}", i + 1), v);
     }
     let (s, b) = pair(pairs, served.command(&["run", "truth"]), env);
-    row("run through the daemon  vs  env -i", s, b, 2.0);
+    cost_row("run through the daemon  vs  env -i", &s, &b, 2.0);
+    println!("    (not counted: the daemon's share, as it is not this process's child)");
     drop(daemon);
 
     match secretspec(&team, &values) {
         Ok(cmd) => {
             let (s, b) = pair(pairs, team.command(&["run", "truth"]), cmd);
-            row("run (20 secrets)  vs  secretspec run (age)", s, b, 1.0);
+            cost_row("run (20 secrets)  vs  secretspec run (age)", &s, &b, 1.0);
         }
         Err(why) => println!(
             "{:<44} not measured: {why}",
@@ -105,22 +110,61 @@ fn token(i: usize) -> String {
     format!("tok_{i:02}_Q7vX2mR9tL4wK8zN3cH6dF1sJ5bY0eU2aP8o")
 }
 
-/// Medians of `n` interleaved runs of each command (after a few to warm up).
-fn pair(n: usize, mut a: Command, mut b: Command) -> (Duration, Duration) {
-    for _ in 0..5 {
-        time_of(&mut a);
-        time_of(&mut b);
-    }
-    let (mut ta, mut tb) = (Vec::with_capacity(n), Vec::with_capacity(n));
-    for _ in 0..n {
-        ta.push(time_of(&mut a));
-        tb.push(time_of(&mut b));
-    }
-    (median(&mut ta), median(&mut tb))
+/// What runs of a command cost, as medians: wall time, and from the
+/// kernel's account of the command and the processes it waited for, CPU
+/// time and page faults (each a page of the binary or of memory mapped in,
+/// paid for again when the process exits).
+struct Cost {
+    wall: Duration,
+    cpu: Duration,
+    faults: i64,
 }
 
-fn time_of(cmd: &mut Command) -> Duration {
-    time(copy(cmd), Sink::Null, false).0
+/// The costs of `n` interleaved runs of each command (after a few to warm up).
+fn pair(n: usize, mut a: Command, mut b: Command) -> (Cost, Cost) {
+    for _ in 0..5 {
+        cost_of(&mut a);
+        cost_of(&mut b);
+    }
+    let (mut ca, mut cb) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for _ in 0..n {
+        ca.push(cost_of(&mut a));
+        cb.push(cost_of(&mut b));
+    }
+    (medians(ca), medians(cb))
+}
+
+fn medians(costs: Vec<Cost>) -> Cost {
+    let mut wall: Vec<Duration> = costs.iter().map(|c| c.wall).collect();
+    let mut cpu: Vec<Duration> = costs.iter().map(|c| c.cpu).collect();
+    let mut faults: Vec<i64> = costs.iter().map(|c| c.faults).collect();
+    faults.sort_unstable();
+    Cost {
+        wall: median(&mut wall),
+        cpu: median(&mut cpu),
+        faults: faults[faults.len() / 2],
+    }
+}
+
+/// One run: its wall time, and the growth of this process's account of
+/// its waited-for children over it.
+fn cost_of(cmd: &mut Command) -> Cost {
+    let before = children();
+    let wall = time(copy(cmd), Sink::Null, false).0;
+    let after = children();
+    let cpu = |u: &Usage| {
+        let t = u.user_time() + u.system_time();
+        Duration::from_micros((t.tv_sec() * 1_000_000 + t.tv_usec()) as u64)
+    };
+    Cost {
+        wall,
+        cpu: cpu(&after).saturating_sub(cpu(&before)),
+        faults: after.minor_page_faults() - before.minor_page_faults(),
+    }
+}
+
+fn children() -> Usage {
+    getrusage(UsageWho::RUSAGE_CHILDREN).expect("getrusage")
 }
 
 /// Another command like `cmd` (program, arguments, environment, working directory).
@@ -146,6 +190,20 @@ fn row(what: &str, ours: Duration, base: Duration, aim: f64) {
         ms(ours),
         ms(base),
         if ratio <= aim { "" } else { "  (over the aim)" }
+    );
+}
+
+/// A start-up ratio's row, then what each side cost the machine.
+fn cost_row(what: &str, ours: &Cost, base: &Cost, aim: f64) {
+    row(what, ours.wall, base.wall, aim);
+    println!(
+        "{:<44} {:>12} {:>12}\n{:<44} {:>12} {:>12}",
+        "    CPU, with what it waited for",
+        ms(ours.cpu),
+        ms(base.cpu),
+        "    page faults",
+        ours.faults,
+        base.faults
     );
 }
 
