@@ -210,10 +210,9 @@ impl Interrupts {
         // Blocked first, so that none arrives between the two calls and ends
         // the process; this thread is the CLI's only one.
         set.thread_block()?;
-        Ok(Interrupts(SignalFd::with_flags(
-            &set,
-            SfdFlags::SFD_CLOEXEC,
-        )?))
+        // Non-blocking: a read that finds nothing returns, and the wait goes on.
+        let flags = SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK;
+        Ok(Interrupts(SignalFd::with_flags(&set, flags)?))
     }
 
     /// Waits until `stream` has something to read (`None`) or a signal
