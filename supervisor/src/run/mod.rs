@@ -93,6 +93,26 @@ enum Ending {
     Leaked(usize),
 }
 
+/// How [`Engine::begin`] ended: the run refused (and recorded so), or
+/// recorded as started with what it needs to go on.
+enum Beginning {
+    Refused {
+        outcome: Box<Outcome>,
+        /// The containment's, for the terminal.
+        warnings: Vec<String>,
+    },
+    Started(Box<Begun>),
+}
+
+/// A run recorded as started, its values open.
+struct Begun {
+    agent: Agent,
+    contain: AgentPlan,
+    secrets: Vec<OpenedSecret>,
+    redactor: Arc<Redactor>,
+    record: RunRecord,
+}
+
 impl Engine {
     fn lock(&self) -> std::sync::MutexGuard<'_, Store> {
         // A panic while holding the lock cannot leave SQLite half-written
@@ -100,34 +120,30 @@ impl Engine {
         self.store.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Runs `f` with the store on a blocking thread: a write lock that
-    /// another process holds (up to the busy timeout) never stalls an async
-    /// thread, and so never the answers of the daemon's listener. On a
-    /// single-threaded runtime (`supervisor run`, one run and nothing else)
-    /// it runs in place, sparing a thread hand-off per call.
+    /// Runs `f` with the store on a blocking thread (see [`Engine::off_thread`]).
     pub(crate) async fn with_store<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Store) -> supervisor_store::Result<T> + Send + 'static,
     ) -> Result<supervisor_store::Result<T>> {
-        let store = self.store.clone();
-        let call = move || f(&mut store.lock().unwrap_or_else(|p| p.into_inner()));
-        if single_threaded() {
-            return Ok(call());
-        }
-        tokio::task::spawn_blocking(call)
-            .await
-            .context("a store call did not finish")
+        self.off_thread(move |me| f(&mut me.lock())).await
     }
 
-    /// [`Engine::refuse`] on a blocking thread (see [`Engine::with_store`]).
-    async fn refuse_off_thread(&self, record: RunRecord, reason: String) -> Result<Outcome> {
+    /// Runs `work` on a blocking thread: a write lock that another process
+    /// holds (up to the busy timeout) never stalls an async thread, and so
+    /// never the answers of the daemon's listener. On a single-threaded
+    /// runtime (`supervisor run`, one run and nothing else) it runs in
+    /// place, sparing a thread hand-off per call.
+    async fn off_thread<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Engine) -> T + Send + 'static,
+    ) -> Result<T> {
         if single_threaded() {
-            return self.refuse(record, reason);
+            return Ok(work(self));
         }
         let me = self.clone();
-        tokio::task::spawn_blocking(move || me.refuse(record, reason))
+        tokio::task::spawn_blocking(move || work(&me))
             .await
-            .context("recording a refusal did not finish")?
+            .context("a store call did not finish")
     }
 
     /// The agent and what a run of it would receive, without decrypting anything.
@@ -171,62 +187,27 @@ impl Engine {
         stop: impl Future<Output = ()>,
         on_start: impl FnOnce(&RunRecord),
     ) -> Result<Outcome> {
-        let metadata = self.with_store(|s| s.list_secrets()).await??;
-        let (agent, decision) = self.decide(&req, &metadata)?;
-        let record = new_record(&req);
-        let injection = match decision {
-            Ok(i) => i,
-            Err(refusal) => return self.refuse_off_thread(record, refusal.to_string()).await,
+        // Everything up to the synced start record in one hop off the async
+        // threads: in the daemon each hop costs a thread hand-off.
+        let begun = {
+            let req = req.clone();
+            self.off_thread(move |me| me.begin(&req)).await??
         };
-        let contain = sandbox::plan(&agent, &self.config, &self.host);
-        if matches!(echo, Echo::Terminal) {
-            for w in &contain.warnings {
-                eprintln!("warning: {w}");
+        let Begun {
+            agent,
+            contain,
+            secrets,
+            redactor,
+            mut record,
+        } = match begun {
+            Beginning::Refused { outcome, warnings } => {
+                warn(&echo, &warnings);
+                return Ok(*outcome);
             }
-        }
-        if let Some(reason) = contain.refusal.as_ref().or(contain.unavailable.as_ref()) {
-            return self.refuse_off_thread(record, reason.clone()).await;
-        }
-        // A value that does not open (a row altered, moved or restored from
-        // an older copy) refuses the run; the error names the secret, never
-        // a value.
-        let keys = injection.keys();
-        let opened = self.with_store(move |s| s.open_secrets(&keys)).await?;
-        let secrets = match opened {
-            Ok(s) => s,
-            Err(
-                e @ (supervisor_store::StoreError::Tampered { .. }
-                | supervisor_store::StoreError::Evidence(_)),
-            ) => {
-                return self.refuse_off_thread(record, e.to_string()).await;
-            }
-            Err(e) => return Err(e.into()),
+            Beginning::Started(begun) => *begun,
         };
-        let redactor = crate::redact::shared(secrets.iter().map(|s| (s.name.as_str(), &s.value)));
-        let mut record = record;
+        warn(&echo, &contain.warnings);
         let id = record.id.clone();
-        record.detail = json!({
-            "injected": injection.secrets,
-            "missing": injection.missing,
-            "not_redacted": redactor.too_short(),
-            // Redacted whole, then cut: a cut first could leave the start of a value.
-            "prompt": req.prompt.as_deref().map(|p| truncate(&redactor.redact_text(p), PROMPT_KEPT)),
-        });
-        if let Some(d) = &req.delivery {
-            record.detail["delivery"] = json!(d);
-        }
-        // On disk (synced) before the agent starts: the evidence of which
-        // secrets went to which run.
-        let audit = json!({
-            "run": id,
-            "agent": agent.name,
-            "trigger": record.trigger,
-            "injected": injection.secrets.iter().map(|s| json!({"name": s.name, "scope": s.scope.kind(), "owner": s.owner, "version": s.version})).collect::<Vec<_>>(),
-        });
-        let starting = record.clone();
-        self.with_store(move |s| s.start_run(&starting, &audit))
-            .await??;
-
         on_start(&record);
         // From here on the run is recorded as running: every failure is
         // recorded as its outcome, never left behind.
@@ -296,6 +277,78 @@ impl Engine {
             record,
             tail,
             redactor: Some(redactor),
+        })
+    }
+
+    /// Decides the secrets, plans the containment, opens the values and
+    /// records the run as started (synced), or records its refusal. Blocks
+    /// on the store: see [`Engine::off_thread`].
+    fn begin(&self, req: &TriggerEvent) -> Result<Beginning> {
+        let metadata = self.lock().list_secrets()?;
+        let (agent, decision) = self.decide(req, &metadata)?;
+        let mut record = new_record(req);
+        let injection = match decision {
+            Ok(i) => i,
+            Err(refusal) => return self.refused(record, refusal.to_string(), Vec::new()),
+        };
+        let contain = sandbox::plan(&agent, &self.config, &self.host);
+        if let Some(reason) = contain.refusal.as_ref().or(contain.unavailable.as_ref()) {
+            return self.refused(record, reason.clone(), contain.warnings);
+        }
+        // A value that does not open (a row altered, moved or restored from
+        // an older copy) refuses the run; the error names the secret, never
+        // a value.
+        // Bound first: the store's lock must be released before a refusal
+        // below takes it again.
+        let opened = self.lock().open_secrets(&injection.keys());
+        let secrets = match opened {
+            Ok(s) => s,
+            Err(
+                e @ (supervisor_store::StoreError::Tampered { .. }
+                | supervisor_store::StoreError::Evidence(_)),
+            ) => {
+                return self.refused(record, e.to_string(), contain.warnings);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let redactor = crate::redact::shared(secrets.iter().map(|s| (s.name.as_str(), &s.value)));
+        record.detail = json!({
+            "injected": injection.secrets,
+            "missing": injection.missing,
+            "not_redacted": redactor.too_short(),
+            // Redacted whole, then cut: a cut first could leave the start of a value.
+            "prompt": req.prompt.as_deref().map(|p| truncate(&redactor.redact_text(p), PROMPT_KEPT)),
+        });
+        if let Some(d) = &req.delivery {
+            record.detail["delivery"] = json!(d);
+        }
+        // On disk (synced) before the agent starts: the evidence of which
+        // secrets went to which run.
+        let audit = json!({
+            "run": record.id,
+            "agent": agent.name,
+            "trigger": record.trigger,
+            "injected": injection.secrets.iter().map(|s| json!({"name": s.name, "scope": s.scope.kind(), "owner": s.owner, "version": s.version})).collect::<Vec<_>>(),
+        });
+        self.lock().start_run(&record, &audit)?;
+        Ok(Beginning::Started(Box::new(Begun {
+            agent,
+            contain,
+            secrets,
+            redactor,
+            record,
+        })))
+    }
+
+    fn refused(
+        &self,
+        record: RunRecord,
+        reason: String,
+        warnings: Vec<String>,
+    ) -> Result<Beginning> {
+        Ok(Beginning::Refused {
+            outcome: Box::new(self.refuse(record, reason)?),
+            warnings,
         })
     }
 
@@ -511,6 +564,15 @@ impl Engine {
 }
 
 /// Whether the current runtime has one thread (nothing else to keep going).
+/// The containment's warnings, on the terminal of a local run.
+fn warn(echo: &Echo, warnings: &[String]) {
+    if matches!(echo, Echo::Terminal) {
+        for w in warnings {
+            eprintln!("warning: {w}");
+        }
+    }
+}
+
 fn single_threaded() -> bool {
     tokio::runtime::Handle::try_current()
         .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread)
