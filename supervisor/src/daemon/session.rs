@@ -43,6 +43,11 @@ pub async fn serve(daemon: Arc<Daemon>, stream: UnixStream) {
         }
     };
     let metrics = daemon.runner.metrics.clone();
+    // Who connected is known from the kernel already: look them up while
+    // the request is on its way.
+    let config = daemon.config();
+    let daemon_pid = std::process::id() as i32;
+    let who = blocking(move || peer::identify(&config, cred, daemon_pid));
     let (mut read, mut write) = stream.into_split();
     let request = match receive(&mut read).await {
         Ok(r) => r,
@@ -54,9 +59,7 @@ pub async fn serve(daemon: Arc<Daemon>, stream: UnixStream) {
             return;
         }
     };
-    let config = daemon.config();
-    let daemon_pid = std::process::id() as i32;
-    let who = blocking(move || peer::identify(&config, cred, daemon_pid)).await;
+    let who = who.await;
     let caller = match who {
         Ok(Ok(caller)) => caller,
         Ok(Err(error)) | Err(error) => {
