@@ -64,6 +64,19 @@ fn main() {
     let (s, b) = pair(pairs, team.command(&["run", "truth"]), copy(&env));
     cost_row("run (20 secrets)  vs  env -i", &s, &b, 2.0);
 
+    let secretspec = secretspec(&team, &values);
+    let versus_secretspec = |what: &str, ours: Command| match &secretspec {
+        Ok(cmd) => {
+            let (s, b) = pair(pairs, ours, copy(cmd));
+            cost_row(what, &s, &b, 1.0);
+        }
+        Err(why) => println!("{what:<44} not measured: {why}"),
+    };
+    versus_secretspec(
+        "run (20 secrets)  vs  secretspec run (age)",
+        team.command(&["run", "truth"]),
+    );
+
     // The same run as a member's `supervisor run` on a host with a daemon.
     let served = Team::new(&format!("{AGENTS}{SERVED}"));
     let daemon = served.serve();
@@ -72,22 +85,22 @@ fn main() {
     }
     let (s, b) = pair(pairs, served.command(&["run", "truth"]), env);
     cost_row("run through the daemon  vs  env -i", &s, &b, 2.0);
-    println!("    (not counted: the daemon's share, as it is not this process's child)");
-    drop(daemon);
-
-    match secretspec(&team, &values) {
-        Ok(cmd) => {
-            let (s, b) = pair(pairs, team.command(&["run", "truth"]), cmd);
-            cost_row("run (20 secrets)  vs  secretspec run (age)", &s, &b, 1.0);
-        }
-        Err(why) => println!(
-            "{:<44} not measured: {why}",
-            "run  vs  secretspec run (age)"
-        ),
+    println!("{DAEMON_NOT_COUNTED}");
+    versus_secretspec(
+        "run through the daemon  vs  secretspec run",
+        served.command(&["run", "truth"]),
+    );
+    if secretspec.is_ok() {
+        println!("{DAEMON_NOT_COUNTED}");
     }
+    drop(daemon);
 
     throughput(mib, rounds);
 }
+
+/// Under the CPU and faults of a run through the daemon.
+const DAEMON_NOT_COUNTED: &str =
+    "    (not counted: the daemon's share, as it is not this process's child)";
 
 /// The agent of the start-up ratios.
 const AGENTS: &str = r#"
