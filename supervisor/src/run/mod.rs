@@ -212,7 +212,7 @@ impl Engine {
         // From here on the run is recorded as running: every failure is
         // recorded as its outcome, never left behind.
         let home = RunHome::create(&self.state_dir, &id, contain.run_as.as_ref());
-        let result = match home {
+        let (result, home) = match home {
             Ok(home) => {
                 let result = match sandbox::prepare(
                     &self.host,
@@ -240,10 +240,9 @@ impl Engine {
                     }
                     Err(e) => Err(e),
                 };
-                home.remove();
-                result
+                (result, Some(home))
             }
-            Err(e) => Err(e),
+            Err(e) => (Err(e), None),
         };
         let (tail, leaks) = match result {
             Ok((tail, hits)) => {
@@ -268,11 +267,19 @@ impl Engine {
         // Every text of the record passes the redactor whole, whatever quoted it.
         redact_json(&redactor, &mut record.detail);
         let finished = record.clone();
-        self.with_store(move |s| {
+        let recording = self.with_store(move |s| {
             s.record_leaks(&finished.id, finished.member.as_deref(), &leaks)?;
             s.finish_run(&finished)
-        })
-        .await??;
+        });
+        // The home goes while the end is written on a blocking thread: in the
+        // daemon the two overlap. A home left by a crash in between is wiped
+        // at the next start, as the run is over (`recover`).
+        let wiping = async move {
+            if let Some(home) = home {
+                home.remove();
+            }
+        };
+        tokio::join!(recording, wiping).0??;
         Ok(Outcome {
             record,
             tail,
