@@ -188,6 +188,28 @@ fn the_run_home_is_private_absolute_and_removed_after() {
     assert!(left.is_empty(), "left behind: {left:?}");
 }
 
+/// The daemon wipes a run's home while it records the run's end; both are
+/// done before the client hears that the run is over.
+#[test]
+fn through_the_daemon_the_home_is_gone_when_the_run_is_answered() {
+    let team = Team::new(&format!(
+        "{DUMP}{}",
+        supervisor_tests::server_section("control_socket = \"control.sock\"")
+    ));
+    let _daemon = team.serve();
+    for _ in 0..5 {
+        team.cmd(&["run", "home"]).ok();
+        let home = std::fs::read_to_string(team.path().join("home.path")).unwrap();
+        assert!(home.starts_with('/'), "HOME is relative: {home}");
+        // The agent left a file in it: the wipe is more than an rmdir.
+        assert!(
+            !Path::new(&home).exists(),
+            "the run's home outlived its answer"
+        );
+        assert_eq!(team.last_run()["status"], "succeeded");
+    }
+}
+
 /// Stores a personal secret of bob's, as bob.
 fn bob_secret(team: &Team, name: &str, value: &str) {
     team.cmd_as(
