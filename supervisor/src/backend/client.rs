@@ -101,6 +101,9 @@ impl Client {
             .into());
         }
         let mut stream = UnixStream::connect(&self.socket).map_err(|e| self.unreachable(e))?;
+        // A daemon that stopped reading must not hold the write forever; the
+        // answer read after it reports what went wrong.
+        stream.set_write_timeout(Some(ANSWER_TIMEOUT))?;
         // A daemon that refuses at once (a version it does not speak, an
         // unknown user) may close before reading all of it: its answer says why.
         let _ = stream.write_all(&frame);

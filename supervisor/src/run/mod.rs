@@ -148,24 +148,16 @@ impl Engine {
 
     /// The agent and what a run of it would receive, without decrypting anything.
     pub fn plan(&self, req: &TriggerEvent) -> Result<(Agent, Result<Injection, Refusal>)> {
-        let metadata = self.lock().list_secrets()?;
-        self.decide(req, &metadata)
-    }
-
-    fn decide(
-        &self,
-        req: &TriggerEvent,
-        metadata: &[supervisor_store::SecretMeta],
-    ) -> Result<(Agent, Result<Injection, Refusal>)> {
         let agent = self.config.agent(&req.agent).cloned().ok_or_else(|| {
             crate::fail::Failure::new(format!("no agent named `{}` in the config", req.agent))
                 .hint(format!("the agents are: {}", self.agent_names()))
         })?;
+        let metadata = self.lock().list_secrets()?;
         let ctx = TriggerContext {
             kind: req.kind,
             initiator: req.initiator.as_deref(),
         };
-        let decision = scope::resolve(metadata, &agent, &ctx);
+        let decision = scope::resolve(&metadata, &agent, &ctx);
         Ok((agent, decision))
     }
 
@@ -291,8 +283,7 @@ impl Engine {
     /// records the run as started (synced), or records its refusal. Blocks
     /// on the store: see [`Engine::off_thread`].
     fn begin(&self, req: &TriggerEvent) -> Result<Beginning> {
-        let metadata = self.lock().list_secrets()?;
-        let (agent, decision) = self.decide(req, &metadata)?;
+        let (agent, decision) = self.plan(req)?;
         let mut record = new_record(req);
         let injection = match decision {
             Ok(i) => i,
