@@ -203,6 +203,16 @@ impl Engine {
         on_start(&record);
         // From here on the run is recorded as running: every failure is
         // recorded as its outcome, never left behind.
+        //
+        // Nothing below may start while the start record is being synced,
+        // though it would save the sync's time. The home and the cgroup
+        // (`prepare`) must come after the record: a sweep of leftovers
+        // (`recover`) lists them before it reads the store, and would take
+        // those of a run not recorded yet for a dead run's. Nor can the
+        // spawn wait for the sync at the agent's exec: the clone suspends
+        // the spawning thread until the exec (`spawn::process`), which would
+        // hold an async thread for as long as the store keeps a commit
+        // waiting (its busy timeout is 30 s).
         let home = RunHome::create(&self.state_dir, &id, contain.run_as.as_ref());
         let (result, home) = match home {
             Ok(home) => {
