@@ -571,7 +571,6 @@ impl Engine {
     }
 }
 
-/// Whether the current runtime has one thread (nothing else to keep going).
 /// The containment's warnings, on the terminal of a local run.
 fn warn(echo: &Echo, warnings: &[String]) {
     if matches!(echo, Echo::Terminal) {
@@ -581,6 +580,7 @@ fn warn(echo: &Echo, warnings: &[String]) {
     }
 }
 
+/// Whether the current runtime has one thread (nothing else to keep going).
 fn single_threaded() -> bool {
     tokio::runtime::Handle::try_current()
         .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread)
